@@ -1,0 +1,20 @@
+# Two commands: `make demo` and `make test`. Both set up .venv first (idempotent).
+PY := .venv/bin/python
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup demo test bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(PY) -m maa_core demo
+
+test: setup
+	$(PY) -m pytest -q test
+
+bench: setup
+	$(PY) -m pytest -q benchmarks
+
+clean:
+	rm -rf .venv runs

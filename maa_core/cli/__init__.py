@@ -1,0 +1,54 @@
+"""`maa` command line. Each subcommand lives in its own module with `add_parser(sub)` and `run(args)`.
+
+Bad input (MaaError) prints one line `maa: error: ...` and exits with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import MaaError
+
+# subcommand -> module in this package; modules import heavy libraries inside run(), so --help is fast
+SUBCOMMANDS = {
+    "info": "info",
+    "train": "train",
+    "generate": "generate",
+    "export": "export",
+    "eval": "evaluate",
+    "collect": "collect",
+    "demo": "demo",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="maa", description="Make-An-Agent: generate policies from recorded behavior.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, mod in SUBCOMMANDS.items():
+        try:
+            m = importlib.import_module(f"{__name__}.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{mod}":
+                raise
+            continue  # subcommand not built yet
+        sp = m.add_parser(sub, name)
+        sp.set_defaults(_run=m.run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except MaaError as e:
+        print(f"maa: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("maa: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

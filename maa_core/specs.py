@@ -1,0 +1,228 @@
+"""Policy specs: the exact shape of an MLP actor, its flat parameter layout and its token groups.
+
+A spec is a trunk of Linear layers (each followed by an activation) and one or more heads that
+all read the trunk's output. Parameters flatten in `state_dict` order (trunk weight, bias, ...,
+then heads), which is also the order the autoencoder's token groups slice.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import MaaError, check
+
+ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "identity": nn.Identity}
+
+
+@dataclass(frozen=True)
+class Layer:
+    in_dim: int
+    out_dim: int
+    activation: str = "identity"  # applied after the Linear
+
+    @property
+    def num_params(self) -> int:
+        return self.in_dim * self.out_dim + self.out_dim
+
+
+@dataclass(frozen=True)
+class TokenGroup:
+    """A contiguous slice of the flat parameter vector that the autoencoder encodes as one token."""
+
+    name: str
+    start: int
+    stop: int
+    kind: str  # token groups of the same kind (chunks of one layer group) share an encoder
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    name: str
+    obs_dim: int
+    act_dim: int
+    trunk: tuple[Layer, ...]
+    heads: tuple[tuple[str, Layer], ...]  # (name, layer); all heads read the trunk output
+    action_head: str = "mean"
+    squash: str = "tanh"  # deterministic action = squash(action_head(trunk(obs)))
+    # Paper (App. A): every trunk layer is one token group and the heads join the last one.
+    # Layer groups larger than max_group_params are cut into equal chunks (large input layers,
+    # e.g. a locomotion actor reading a 2102-value observation history).
+    max_group_params: int | None = None
+
+    def __post_init__(self):
+        check(len(self.trunk) >= 1, f"spec {self.name}: needs at least one trunk layer")
+        dims = [self.obs_dim] + [l.out_dim for l in self.trunk]
+        for i, l in enumerate(self.trunk):
+            check(l.in_dim == dims[i], f"spec {self.name}: trunk layer {i} in_dim {l.in_dim} != {dims[i]}")
+            check(l.activation in ACTIVATIONS, f"spec {self.name}: unknown activation {l.activation!r}")
+        names = [n for n, _ in self.heads]
+        check(self.action_head in names, f"spec {self.name}: action_head {self.action_head!r} not in {names}")
+        for n, l in self.heads:
+            check(l.in_dim == dims[-1], f"spec {self.name}: head {n} in_dim {l.in_dim} != {dims[-1]}")
+        check(dict(self.heads)[self.action_head].out_dim == self.act_dim,
+              f"spec {self.name}: action head out_dim != act_dim {self.act_dim}")
+        check(self.squash in ("tanh", "none"), f"spec {self.name}: squash must be 'tanh' or 'none'")
+
+    # -- sizes -----------------------------------------------------------------------------
+    @property
+    def num_params(self) -> int:
+        return sum(l.num_params for l in self.trunk) + sum(l.num_params for _, l in self.heads)
+
+    def param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(state_dict key, shape) in flattening order."""
+        out = []
+        for i, l in enumerate(self.trunk):
+            out += [(f"trunk.{2 * i}.weight", (l.out_dim, l.in_dim)), (f"trunk.{2 * i}.bias", (l.out_dim,))]
+        for n, l in self.heads:
+            out += [(f"heads.{n}.weight", (l.out_dim, l.in_dim)), (f"heads.{n}.bias", (l.out_dim,))]
+        return out
+
+    def token_groups(self) -> list[TokenGroup]:
+        sizes = [l.num_params for l in self.trunk]
+        sizes[-1] += sum(l.num_params for _, l in self.heads)
+        groups, start = [], 0
+        for gi, size in enumerate(sizes):
+            n_chunks = 1 if not self.max_group_params else -(-size // self.max_group_params)
+            bounds = np.linspace(start, start + size, n_chunks + 1).round().astype(int)
+            for c in range(n_chunks):
+                name = f"layer{gi}" if n_chunks == 1 else f"layer{gi}.{c}"
+                groups.append(TokenGroup(name, int(bounds[c]), int(bounds[c + 1]), kind=f"layer{gi}"))
+            start += size
+        return groups
+
+    # -- (de)serialization -----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["trunk"] = [asdict(l) for l in self.trunk]
+        d["heads"] = [[n, asdict(l)] for n, l in self.heads]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PolicySpec":
+        try:
+            return cls(
+                name=d["name"], obs_dim=int(d["obs_dim"]), act_dim=int(d["act_dim"]),
+                trunk=tuple(Layer(**l) for l in d["trunk"]),
+                heads=tuple((n, Layer(**l)) for n, l in d["heads"]),
+                action_head=d.get("action_head", "mean"), squash=d.get("squash", "tanh"),
+                max_group_params=d.get("max_group_params"),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, MaaError):
+                raise
+            raise MaaError(f"policy spec: malformed ({type(e).__name__}: {e})") from None
+
+    @classmethod
+    def from_json(cls, s: str) -> "PolicySpec":
+        try:
+            return cls.from_dict(json.loads(s))
+        except json.JSONDecodeError as e:
+            raise MaaError(f"policy spec: not valid JSON ({e})") from None
+
+    def check_compatible(self, other: "PolicySpec", where: str = "") -> None:
+        if self.to_dict() != other.to_dict():
+            raise MaaError(f"{where + ': ' if where else ''}policy spec mismatch: "
+                           f"expected {self.name} ({self.num_params} params), got {other.name} ({other.num_params} params)")
+
+    # -- modules ---------------------------------------------------------------------------
+    def build(self) -> "Actor":
+        return Actor(self)
+
+    def unflatten(self, flat, actor: "Actor | None" = None) -> "Actor":
+        """Flat parameter vector -> actor module (bit-identical values)."""
+        flat = torch.as_tensor(np.asarray(flat) if not torch.is_tensor(flat) else flat, dtype=torch.float32)
+        check(flat.ndim == 1 and flat.numel() == self.num_params,
+              f"parameters: expected a vector of {self.num_params} values for spec {self.name}, got shape {tuple(flat.shape)}")
+        actor = actor or Actor(self)
+        torch.nn.utils.vector_to_parameters(flat.detach().clone(), actor.parameters())
+        return actor
+
+    def flatten(self, actor_or_state_dict) -> torch.Tensor:
+        sd = actor_or_state_dict.state_dict() if isinstance(actor_or_state_dict, nn.Module) else actor_or_state_dict
+        parts = []
+        for key, shape in self.param_shapes():
+            check(key in sd, f"state_dict: missing key {key!r} for spec {self.name}")
+            t = torch.as_tensor(sd[key])
+            check(tuple(t.shape) == shape, f"state_dict: {key} has shape {tuple(t.shape)}, spec {self.name} expects {shape}")
+            parts.append(t.detach().reshape(-1).float())
+        return torch.cat(parts)
+
+
+class Actor(nn.Module):
+    """The deployable network a spec names. forward(obs) -> deterministic action."""
+
+    def __init__(self, spec: PolicySpec):
+        super().__init__()
+        self.spec = spec
+        mods: list[nn.Module] = []
+        for l in spec.trunk:
+            mods += [nn.Linear(l.in_dim, l.out_dim), ACTIVATIONS[l.activation]()]
+        self.trunk = nn.Sequential(*mods)
+        self.heads = nn.ModuleDict({n: nn.Linear(l.in_dim, l.out_dim) for n, l in spec.heads})
+        self._squash = spec.squash == "tanh"
+        self._action_head = spec.action_head
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        a = self.heads[self._action_head](self.trunk(obs))
+        return torch.tanh(a) if self._squash else a
+
+    def head_outputs(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.trunk(obs)
+        return {n: m(h) for n, m in self.heads.items()}
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+
+
+# -- built-in specs ------------------------------------------------------------------------
+def _gaussian_actor(name: str, obs_dim: int, act_dim: int, hidden=(128, 128), acts=("elu", "relu")) -> PolicySpec:
+    trunk, d = [], obs_dim
+    for h, a in zip(hidden, acts):
+        trunk.append(Layer(d, h, a))
+        d = h
+    return PolicySpec(name, obs_dim, act_dim, tuple(trunk),
+                      (("mean", Layer(d, act_dim)), ("log_std", Layer(d, act_dim))))
+
+
+def locomotion_spec(obs_dim: int = 70, history: int = 30, latent_dim: int = 2,
+                    hidden: tuple[int, ...] = (512, 256, 128), act_dim: int = 12,
+                    activation: str = "elu", max_group_params: int | None = 65536,
+                    name: str | None = None) -> PolicySpec:
+    """Walk-these-ways style actor body: input = observation history (oldest first) ‖ adaptation latent."""
+    in_dim = obs_dim * history + latent_dim
+    trunk, d = [], in_dim
+    for h in hidden:
+        trunk.append(Layer(d, h, activation))
+        d = h
+    name = name or f"locomotion-{in_dim}-{'x'.join(map(str, hidden))}-{act_dim}"
+    return PolicySpec(name, in_dim, act_dim, tuple(trunk), (("actions", Layer(d, act_dim)),),
+                      action_head="actions", squash="none", max_group_params=max_group_params)
+
+
+BUILTIN_SPECS: dict[str, PolicySpec] = {
+    # SAC Gaussian actor of the paper: 39 -> 128 (ELU) -> 128 (ReLU) -> mean 4, log-std 4
+    "metaworld-sac": _gaussian_actor("metaworld-sac", 39, 4),
+    # 41 -> 128 -> 128 -> mean 8, log-std 8
+    "robosuite-sac": _gaussian_actor("robosuite-sac", 41, 8),
+    "go2-wtw": locomotion_spec(name="go2-wtw"),
+}
+
+
+def get_spec(name_or_spec) -> PolicySpec:
+    if isinstance(name_or_spec, PolicySpec):
+        return name_or_spec
+    if name_or_spec not in BUILTIN_SPECS:
+        raise MaaError(f"unknown policy spec {name_or_spec!r} (built-in: {', '.join(BUILTIN_SPECS)})")
+    return BUILTIN_SPECS[name_or_spec]

@@ -24,6 +24,12 @@ setup(
     entry_points={
         "console_scripts": [
             "maa = maa_core.cli:main",
+            # maa_ros (ROS executables: `ros2 run maa_ros <name>`; modules listed in maa_ros/launch_spec.py)
+            "maa-ros = maa_ros.launcher:main",
+            "maa_generator = maa_ros.generator_node:main",
+            "maa_bag_player = maa_ros.bag_player_node:main",
+            "maa_prompt_recorder = maa_ros.prompt_recorder_node:main",
+            "maa_go2_controller = maa_ros.go2_controller_node:main",
         ],
     },
 )

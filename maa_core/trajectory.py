@@ -43,3 +43,29 @@ class Trajectory:
         if self.success is not None:
             check(self.success.shape == (len(s),), f"{where}: success has shape {self.success.shape}, expected ({len(s)},)")
         return self
+
+
+def save_trajectory(path, traj: Trajectory) -> None:
+    arrays = {"states": traj.states, "actions": traj.actions}
+    if traj.success is not None:
+        arrays["success"] = traj.success
+    np.savez(path, **arrays)
+
+
+def load_trajectory(path) -> Trajectory:
+    """A prompt file: .npz with `states` (T, obs), `actions` (T, act) and optionally `success` (T,)."""
+    from pathlib import Path
+
+    from .errors import MaaError
+
+    path = Path(path)
+    check(path.is_file(), f"{path}: no such prompt file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for k in ("states", "actions"):
+                check(k in z.files, f"{path}: missing array {k!r} (has {sorted(z.files)})")
+            return Trajectory(z["states"], z["actions"], z["success"] if "success" in z.files else None).validate(where=str(path))
+    except (OSError, ValueError) as e:
+        if isinstance(e, MaaError):
+            raise
+        raise MaaError(f"{path}: not a readable .npz prompt file ({e})") from None

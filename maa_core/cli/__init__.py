@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "eval": "evaluate",
     "collect": "collect",
     "demo": "demo",
+    "go2-sim": "go2_sim",
 }
 
 

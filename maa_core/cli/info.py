@@ -1,0 +1,53 @@
+"""maa info: describe a dataset, a generator folder, an actor file, or a built-in spec."""
+from pathlib import Path
+
+
+def add_parser(sub, name):
+    p = sub.add_parser(name, help="describe a dataset, generator, actor file or spec")
+    p.add_argument("path", help="dataset dir, generator dir, actor .safetensors, or a built-in spec name")
+    p.add_argument("--verify", action="store_true", help="datasets: verify shard checksums")
+    return p
+
+
+def run(args):
+    import json
+
+    from ..errors import MaaError
+    from ..specs import BUILTIN_SPECS
+
+    path = Path(args.path)
+    if args.path in BUILTIN_SPECS and not path.exists():
+        s = BUILTIN_SPECS[args.path]
+        print(f"spec {s.name}: obs {s.obs_dim} -> act {s.act_dim}, {s.num_params} parameters, "
+              f"{len(s.token_groups())} token groups")
+        for g in s.token_groups():
+            print(f"  {g.name:10s} params [{g.start}, {g.stop})  size {g.size}")
+        return 0
+    if (path / "manifest.json").is_file():
+        from ..dataset import PolicyDataset
+        ds = PolicyDataset(path, verify=args.verify)
+        meta = ds.meta()
+        tasks = {}
+        for m in meta:
+            tasks[m["task"]] = tasks.get(m["task"], 0) + 1
+        n_traj = sum(int(s.get("trajectories", 0)) for s in ds.manifest["shards"])
+        print(f"dataset {path}: spec {ds.spec.name}, {len(ds)} checkpoints, {n_traj} trajectories, "
+              f"{len(ds.manifest['shards'])} shards{' (checksums verified)' if args.verify else ''}")
+        for t, n in sorted(tasks.items()):
+            print(f"  {t:24s} {n}")
+        return 0
+    if (path / "generator.json").is_file():
+        meta = json.loads((path / "generator.json").read_text())
+        c = meta.get("config", {})
+        print(f"generator {path}: spec {meta['spec']['name']}, prompts obs {meta['obs_dim']} act {meta['act_dim']}, "
+              f"preset {c.get('preset')}")
+        for k in ("autoencoder", "embedding", "diffusion"):
+            print(f"  {k:12s} {c.get(k)}")
+        return 0
+    if path.is_file():
+        from ..actor_io import ActorBlob
+        b = ActorBlob.load(path)
+        print(f"actor {path}: spec {b.spec.name} ({b.spec.num_params} params), generation {b.generation_id or '-'}, "
+              f"prompt {b.prompt_id or '-'}, sha256 {b.checksum[:16]}")
+        return 0
+    raise MaaError(f"{path}: not a dataset, generator, actor file or built-in spec name")

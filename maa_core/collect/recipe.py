@@ -1,0 +1,80 @@
+"""Collection recipes (config/dataset_*.yaml) -> job lists."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import MaaError, check
+from .jobs import METHODS, Job
+
+TASK_SETS = ("seen", "unseen", "paper")
+
+
+def resolve_tasks(tasks) -> list[str]:
+    """'seen' | 'unseen' | 'paper' | comma-separated string | list -> the paper's short names (validated)."""
+    from ..envs.tasks import PAPER_TASKS, SEEN_TASKS, UNSEEN_TASKS, short_name
+
+    if isinstance(tasks, str):
+        tasks = [t.strip() for t in tasks.split(",") if t.strip()]
+    out: list[str] = []
+    for t in tasks:
+        sets = {"seen": list(SEEN_TASKS), "unseen": list(UNSEEN_TASKS), "paper": list(PAPER_TASKS)}
+        for name in sets.get(t, [t]):
+            s = short_name(name)  # MaaError for unknown tasks
+            if s not in out:
+                out.append(s)
+    check(out, "no tasks given")
+    return out
+
+
+def _seeds(v) -> list[int]:
+    if isinstance(v, int):
+        check(v >= 1, f"seeds: expected >= 1 runs, got {v}")
+        return list(range(v))
+    if isinstance(v, str) and "-" in v:
+        a, b = v.split("-", 1)
+        return list(range(int(a), int(b) + 1))
+    if isinstance(v, (list, tuple)):
+        return [int(x) for x in v]
+    raise MaaError(f"seeds: expected a count, 'a-b' or a list, got {v!r}")
+
+
+def load_recipe(path) -> dict:
+    import yaml
+
+    p = Path(path)
+    check(p.is_file(), f"{p}: no such recipe file")
+    try:
+        r = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise MaaError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    check(isinstance(r, dict) and isinstance(r.get("groups"), list) and r["groups"],
+          f"{p}: a recipe needs a non-empty 'groups' list")
+    return r
+
+
+def plan_jobs(recipe: dict) -> list[Job]:
+    """Expands recipe groups into (task, seed) jobs, in a deterministic order."""
+    method = recipe.get("method", "distill")
+    jobs: list[Job] = []
+    seen = set()
+    for gi, g in enumerate(recipe["groups"]):
+        check(isinstance(g, dict), f"groups[{gi}]: expected a mapping")
+        m = g.get("method", method)
+        check(m in METHODS, f"groups[{gi}]: unknown method {m!r} (known: {', '.join(METHODS)})")
+        cfg = {**(recipe.get(m) or {}), **(g.get(m) or {})}
+        from .distill import DEFAULTS as DD
+        from .sac import DEFAULTS as SD
+
+        unknown = set(cfg) - set(DD if m == "distill" else SD)
+        check(not unknown, f"groups[{gi}]: unknown {m} settings {sorted(unknown)}")
+        n_ck = int(g.get("checkpoints_per_run", 0))
+        n_pr = int(g.get("prompts_per_run", 0))
+        check(n_ck >= 0 and n_pr >= 0 and n_ck + n_pr > 0, f"groups[{gi}]: needs checkpoints_per_run or prompts_per_run > 0")
+        for task in resolve_tasks(g.get("tasks", "seen")):
+            for s in _seeds(g.get("seeds", 1)):
+                j = Job(task, s, m, n_ck, n_pr, json.dumps(cfg, sort_keys=True))
+                check(j.id not in seen, f"groups[{gi}]: job {j.id} appears twice in the recipe")
+                seen.add(j.id)
+                jobs.append(j)
+    return jobs

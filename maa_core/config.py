@@ -1,0 +1,176 @@
+"""Typed configs for the three models and their training. Every number is named here.
+
+Presets: `paper` follows the paper's Tables 1-3; `cpu` (the default) is sized for generation in
+tens of milliseconds on a 2-core CPU; `tiny` is for tests and wiring.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import yaml
+
+from .errors import MaaError
+
+
+@dataclass
+class AutoencoderConfig:
+    token_dim: int = 64  # every token group becomes one latent token of this size (equal across groups)
+    hidden_dim: int = 256
+    depth: int = 1  # hidden layers in encoder and decoder (paper: 1)
+    input_noise: float = 1e-3  # std of noise added to (normalized) parameters while training
+    latent_noise: float = 5e-2  # std of noise added to latents while training: makes the decoder tolerant of diffusion error
+    latent_clamp: float = 6.0  # tokens (layer-normalized, unit scale) are clamped to +-this before decoding
+
+
+@dataclass
+class EmbeddingConfig:
+    mode: str = "success"  # "success": v = m states after first success; "segment": locomotion, no success signal
+    n_steps: int = 60  # h reads the first n state-action pairs (paper: 60)
+    m_states: int = 3  # v reads m states (paper: 3)
+    num_segments: int = 1  # segment mode: trajectory is cut into this many segments, embeddings concatenated
+    hidden_dim: int = 256
+    out_dim: int = 128  # h and v are each out_dim; the condition is h || v (per segment)
+
+    @property
+    def cond_dim(self) -> int:
+        return 2 * self.out_dim * (self.num_segments if self.mode == "segment" else 1)
+
+
+@dataclass
+class DiffusionConfig:
+    channels: tuple[int, ...] = (32, 64)  # U-Net widths per resolution level
+    kernel_size: int = 3
+    step_embed_dim: int = 64  # sinusoidal diffusion-step embedding size (paper: 128)
+    num_train_timesteps: int = 1000
+    num_inference_steps: int = 10  # DDIM steps (paper: 10)
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "epsilon"  # or "sample", "v_prediction"
+    clip_sample: bool = False
+    ema_decay: float = 0.999
+
+
+@dataclass
+class OptimConfig:
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 5e-3
+    warmup_steps: int = 100
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass
+class GeneratorConfig:
+    preset: str = "cpu"
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train_autoencoder: OptimConfig = field(default_factory=lambda: OptimConfig(steps=3000, batch_size=64, lr=1e-3, weight_decay=5e-3))
+    train_embedding: OptimConfig = field(default_factory=lambda: OptimConfig(steps=1500, batch_size=64, lr=3e-4, weight_decay=1e-4))
+    train_diffusion: OptimConfig = field(default_factory=lambda: OptimConfig(steps=4000, batch_size=128, lr=2e-4, weight_decay=5e-4, betas=(0.95, 0.999)))
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GeneratorConfig":
+        return _from_dict(cls, d, "config")
+
+    @classmethod
+    def preset_named(cls, name: str, **overrides) -> "GeneratorConfig":
+        if name not in PRESETS:
+            raise MaaError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+        cfg = PRESETS[name]()
+        return apply_overrides(cfg, overrides) if overrides else cfg
+
+
+def _from_dict(cls, d, where):
+    if not isinstance(d, dict):
+        raise MaaError(f"{where}: expected a mapping, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(d) - set(fields)
+    if unknown:
+        raise MaaError(f"{where}: unknown key(s) {sorted(unknown)} (known: {sorted(fields)})")
+    kw = {}
+    for k, v in d.items():
+        sub = _DATACLASS_FIELDS.get((cls, k))
+        if sub is not None:
+            kw[k] = _from_dict(sub, v, f"{where}.{k}")
+        elif isinstance(v, list):
+            kw[k] = tuple(v)
+        else:
+            kw[k] = v
+    return cls(**kw)
+
+
+_DATACLASS_FIELDS = {
+    (GeneratorConfig, "autoencoder"): AutoencoderConfig,
+    (GeneratorConfig, "embedding"): EmbeddingConfig,
+    (GeneratorConfig, "diffusion"): DiffusionConfig,
+    (GeneratorConfig, "train_autoencoder"): OptimConfig,
+    (GeneratorConfig, "train_embedding"): OptimConfig,
+    (GeneratorConfig, "train_diffusion"): OptimConfig,
+}
+
+
+def apply_overrides(cfg: GeneratorConfig, overrides: dict) -> GeneratorConfig:
+    """Nested overrides, e.g. {"autoencoder": {"token_dim": 64}} or {"autoencoder.token_dim": 64}."""
+    d = cfg.to_dict()
+    for k, v in overrides.items():
+        node, parts = d, k.split(".")
+        for p in parts[:-1]:
+            if p not in node or not isinstance(node[p], dict):
+                raise MaaError(f"config override {k!r}: no section {p!r}")
+            node = node[p]
+        if isinstance(v, dict) and isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]].update(v)
+        else:
+            if parts[-1] not in node:
+                raise MaaError(f"config override {k!r}: unknown key {parts[-1]!r}")
+            node[parts[-1]] = v
+    return GeneratorConfig.from_dict(d)
+
+
+def load_config(path, preset: str | None = None) -> GeneratorConfig:
+    try:
+        with open(path) as f:
+            d = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise MaaError(f"{path}: no such config file") from None
+    except yaml.YAMLError as e:
+        raise MaaError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(d, dict):
+        raise MaaError(f"{path}: expected a mapping at top level")
+    base = GeneratorConfig.preset_named(preset or d.pop("preset", "cpu"))
+    d.pop("preset", None)
+    return apply_overrides(base, d)
+
+
+def _paper() -> GeneratorConfig:
+    # Paper Tables 1-3 (hidden 1024, latent [2, 1024], embeddings 128 each, DDIM 10 steps)
+    return GeneratorConfig(
+        preset="paper",
+        autoencoder=AutoencoderConfig(token_dim=1024, hidden_dim=1024, depth=1, input_noise=1e-4, latent_noise=1e-3),
+        embedding=EmbeddingConfig(n_steps=60, m_states=3, hidden_dim=1024, out_dim=128),
+        diffusion=DiffusionConfig(channels=(64, 128, 256), kernel_size=3, step_embed_dim=128, num_inference_steps=10),
+        train_autoencoder=OptimConfig(steps=30000, batch_size=32, lr=1e-3, weight_decay=5e-3),
+        train_embedding=OptimConfig(steps=10000, batch_size=16, lr=1e-4, weight_decay=1e-4),
+        train_diffusion=OptimConfig(steps=30000, batch_size=128, lr=2e-4, weight_decay=5e-4, warmup_steps=500, betas=(0.95, 0.999)),
+    )
+
+
+def _tiny() -> GeneratorConfig:
+    return GeneratorConfig(
+        preset="tiny",
+        autoencoder=AutoencoderConfig(token_dim=32, hidden_dim=64),
+        embedding=EmbeddingConfig(n_steps=10, m_states=2, hidden_dim=64, out_dim=16),
+        diffusion=DiffusionConfig(channels=(16, 32), step_embed_dim=16, num_inference_steps=5),
+        train_autoencoder=OptimConfig(steps=300, batch_size=32, lr=1e-3, warmup_steps=10),
+        train_embedding=OptimConfig(steps=300, batch_size=32, lr=1e-3, warmup_steps=10),
+        train_diffusion=OptimConfig(steps=600, batch_size=64, lr=1e-3, warmup_steps=10),
+    )
+
+
+PRESETS = {"cpu": GeneratorConfig, "paper": _paper, "tiny": _tiny}

@@ -1,0 +1,205 @@
+"""Robot constants (config/<robot>_robot.yaml) as dataclasses. Every number the deployment uses is
+named here and lives in the YAML; code holds no robot constants.
+
+Per-joint values are resolved into arrays in *motor* order (the SDK's FR, FL, RR, RL order)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..errors import MaaError, check
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+NUM_MOTORS = 12
+LEGS = ("FR", "FL", "RR", "RL")
+JOINT_TYPES = ("hip", "thigh", "calf")
+
+
+def _joint_value(spec, joint: str, where: str) -> float:
+    """A per-joint value: a number, or a map tried as FL_thigh -> front_thigh -> thigh."""
+    if isinstance(spec, (int, float)):
+        return float(spec)
+    check(isinstance(spec, dict), f"{where}: expected a number or a map of joint values, got {type(spec).__name__}")
+    leg, jtype = joint.split("_")
+    side = "front" if leg.startswith("F") else "rear"
+    for key in (joint, f"{side}_{jtype}", jtype):
+        if key in spec:
+            v = spec[key]
+            check(isinstance(v, (int, float)), f"{where}.{key}: expected a number, got {v!r}")
+            return float(v)
+    raise MaaError(f"{where}: no value for joint {joint} (tried {joint}, {side}_{jtype}, {jtype})")
+
+
+def _section(cls, d, where: str):
+    """Build a dataclass from a YAML map; unknown keys and wrong types are one clear line each."""
+    if d is None:
+        d = {}
+    check(isinstance(d, dict), f"{where}: expected a map, got {type(d).__name__}")
+    names = {f.name: f for f in fields(cls)}
+    unknown = set(d) - set(names)
+    check(not unknown, f"{where}: unknown key(s) {sorted(unknown)} (known: {sorted(names)})")
+    kw = {}
+    for k, v in d.items():
+        default = getattr(cls, k, None) if not callable(getattr(cls, k, None)) else None
+        if isinstance(default, bool):
+            check(isinstance(v, bool), f"{where}.{k}: expected true/false, got {v!r}")
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            check(isinstance(v, (int, float)) and not isinstance(v, bool), f"{where}.{k}: expected a number, got {v!r}")
+            v = type(default)(v) if isinstance(default, float) else v
+        kw[k] = v
+    return cls(**kw)
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    rate_hz: float = 50.0
+    kp: float = 20.0
+    kd: float = 0.5
+    motor_mode: int = 1
+    level_flag: int = 0xFF
+    head: tuple = (0xFE, 0xEF)
+
+    @property
+    def period_s(self) -> float:
+        return 1.0 / self.rate_hz
+
+
+@dataclass(frozen=True)
+class StandConfig:
+    kp: float = 40.0
+    kd: float = 1.0
+    duration_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class DampingConfig:
+    kd: float = 1.0
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    stale_state_s: float = 0.05
+    max_tilt_rad: float = 0.8
+    joint_limit_margin: float = 0.1
+    torque_saturation_fraction: float = 0.98
+    torque_saturation_ticks: int = 25
+    max_abs_action: float = 10.0
+    swap_probation_s: float = 2.0
+    canary_batch: int = 32
+    max_inference_ms: float = 5.0
+    run_after_stand: bool = True
+
+
+@dataclass(frozen=True)
+class GaitCommand:
+    """walk-these-ways command slots 3..14 (0..2 are vx, vy, yaw rate)."""
+    body_height: float = 0.0
+    frequency: float = 3.0
+    phase: float = 0.5
+    offset: float = 0.0
+    bound: float = 0.0
+    duration: float = 0.5
+    footswing_height: float = 0.08
+    pitch: float = 0.0
+    roll: float = 0.0
+    stance_width: float = 0.25
+    stance_length: float = 0.40
+    aux_reward: float = 0.0
+
+
+@dataclass(frozen=True)
+class JoystickConfig:
+    estop_keys: tuple = ("B",)
+    enable_keys: tuple = ("L2", "A")
+    velocity_from_sticks: bool = False
+
+
+@dataclass(frozen=True)
+class DdsConfig:
+    domain: int = 0
+    interface: str = "eth0"
+    release_sport_mode: bool = True
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    name: str
+    motor_joints: tuple[str, ...]
+    policy_joints: tuple[str, ...]
+    # arrays in motor order (12,)
+    default_angles: np.ndarray
+    stand_pose: np.ndarray
+    lie_pose: np.ndarray
+    joint_lower: np.ndarray
+    joint_upper: np.ndarray
+    torque_limit: np.ndarray
+    velocity_limit: np.ndarray
+    control: ControlConfig
+    stand: StandConfig
+    damping: DampingConfig
+    safety: SafetyConfig
+    gait_command: GaitCommand
+    command_limits: dict
+    joystick: JoystickConfig
+    dds: DdsConfig
+    sim: dict = field(default_factory=dict)  # read by maa_core.go2.sim.model
+    source: str = ""
+
+    def motor_index(self, joint: str) -> int:
+        return self.motor_joints.index(joint)
+
+
+PER_JOINT = ("default_angles", "stand_pose", "lie_pose", "joint_lower", "joint_upper", "torque_limit", "velocity_limit")
+SECTIONS = {"control": ControlConfig, "stand": StandConfig, "damping": DampingConfig, "safety": SafetyConfig,
+            "gait_command": GaitCommand, "joystick": JoystickConfig, "dds": DdsConfig}
+
+
+def robot_config_from_dict(d: dict, source: str = "robot config") -> RobotConfig:
+    check(isinstance(d, dict), f"{source}: expected a YAML map at top level")
+    known = {"name", "motor_joints", "policy_joints", "command_limits", "sim", *PER_JOINT, *SECTIONS}
+    unknown = set(d) - known
+    check(not unknown, f"{source}: unknown key(s) {sorted(unknown)}")
+    for k in ("name", "motor_joints", "policy_joints", *PER_JOINT):
+        check(k in d, f"{source}: missing key {k!r}")
+    expected = {f"{leg}_{j}" for leg in LEGS for j in JOINT_TYPES}
+    for k in ("motor_joints", "policy_joints"):
+        check(isinstance(d[k], list) and len(d[k]) == NUM_MOTORS and set(d[k]) == expected,
+              f"{source}: {k} must list the 12 joints {sorted(expected)} once each")
+    motor = tuple(d["motor_joints"])
+    arrays = {k: np.array([_joint_value(d[k], j, f"{source}: {k}") for j in motor]) for k in PER_JOINT}
+    check(bool(np.all(arrays["joint_lower"] < arrays["joint_upper"])), f"{source}: joint_lower must be below joint_upper")
+    for k in ("default_angles", "stand_pose", "lie_pose"):
+        inside = (arrays[k] >= arrays["joint_lower"]) & (arrays[k] <= arrays["joint_upper"])
+        check(bool(inside.all()), f"{source}: {k} outside the joint limits at {[motor[i] for i in np.flatnonzero(~inside)]}")
+    check(bool(np.all(arrays["torque_limit"] > 0)), f"{source}: torque_limit must be positive")
+    sections = {k: _section(cls, d.get(k), f"{source}: {k}") for k, cls in SECTIONS.items()}
+    c = sections["control"]
+    check(c.rate_hz > 0 and c.kp >= 0 and c.kd >= 0, f"{source}: control: rate_hz must be > 0 and gains >= 0")
+    sections["control"] = ControlConfig(**{**c.__dict__, "head": tuple(c.head)})
+    j = sections["joystick"]
+    sections["joystick"] = JoystickConfig(tuple(j.estop_keys), tuple(j.enable_keys), j.velocity_from_sticks)
+    limits = d.get("command_limits") or {"vx": [-1.0, 1.0], "vy": [-0.6, 0.6], "yaw_rate": [-1.0, 1.0]}
+    for k in ("vx", "vy", "yaw_rate"):
+        check(k in limits and len(limits[k]) == 2 and limits[k][0] <= limits[k][1],
+              f"{source}: command_limits.{k} must be [low, high]")
+    return RobotConfig(name=str(d["name"]), motor_joints=motor, policy_joints=tuple(d["policy_joints"]),
+                       command_limits={k: tuple(map(float, limits[k])) for k in ("vx", "vy", "yaw_rate")},
+                       sim=dict(d.get("sim") or {}), source=source, **arrays, **sections)
+
+
+def load_robot_config(name_or_path="go2") -> RobotConfig:
+    """'go2' / 'go1' (config/<name>_robot.yaml) or a path to a YAML file."""
+    if isinstance(name_or_path, RobotConfig):
+        return name_or_path
+    p = Path(name_or_path)
+    if not p.suffix:
+        p = CONFIG_DIR / f"{name_or_path}_robot.yaml"
+    check(p.is_file(), f"{p}: no such robot config (built-in: go2, go1)")
+    try:
+        d = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise MaaError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return robot_config_from_dict(d, str(p))

@@ -1,0 +1,80 @@
+"""Preallocated robot state and motor command buffers (motor order), shared by the DDS interface,
+the in-process simulator and the controller. Copying into these never allocates."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MaaError
+
+NUM_MOTORS = 12
+
+
+class LowState:
+    """What one `LowState_` carries that the controller uses, plus when it arrived."""
+
+    def __init__(self):
+        self.q = np.zeros(NUM_MOTORS)
+        self.dq = np.zeros(NUM_MOTORS)
+        self.tau = np.zeros(NUM_MOTORS)          # tau_est
+        self.quat = np.array([1.0, 0.0, 0.0, 0.0])  # w, x, y, z (Unitree IMU order)
+        self.gyro = np.zeros(3)
+        self.accel = np.zeros(3)
+        self.foot_force = np.zeros(4)            # FR, FL, RR, RL
+        self.tick = 0                            # robot's ms counter
+        self.stamp = -np.inf                     # receive time, time.monotonic()
+
+    def copy_from(self, o: "LowState") -> None:
+        np.copyto(self.q, o.q); np.copyto(self.dq, o.dq); np.copyto(self.tau, o.tau)
+        np.copyto(self.quat, o.quat); np.copyto(self.gyro, o.gyro); np.copyto(self.accel, o.accel)
+        np.copyto(self.foot_force, o.foot_force)
+        self.tick, self.stamp = o.tick, o.stamp
+
+
+class Joystick:
+    """rt/wirelesscontroller: sticks in [-1, 1] and the key bit field."""
+
+    # bit positions of WirelessController_.keys (Unitree remote)
+    KEY_BITS = {"R1": 0, "L1": 1, "start": 2, "select": 3, "R2": 4, "L2": 5, "F1": 6, "F2": 7,
+                "A": 8, "B": 9, "X": 10, "Y": 11, "up": 12, "right": 13, "down": 14, "left": 15}
+
+    def __init__(self):
+        self.lx = self.ly = self.rx = self.ry = 0.0
+        self.keys = 0
+        self.stamp = -np.inf
+
+    def copy_from(self, o: "Joystick") -> None:
+        self.lx, self.ly, self.rx, self.ry, self.keys, self.stamp = o.lx, o.ly, o.rx, o.ry, o.keys, o.stamp
+
+    @classmethod
+    def mask(cls, names) -> int:
+        m = 0
+        for n in names:
+            if n not in cls.KEY_BITS:
+                raise MaaError(f"joystick: unknown key {n!r} (known: {', '.join(cls.KEY_BITS)})")
+            m |= 1 << cls.KEY_BITS[n]
+        return m
+
+
+class MotorCommand:
+    """Per-motor PD target: tau = kp (q - q_meas) + kd (dq - dq_meas) + tau_ff. enabled=False: motor off."""
+
+    def __init__(self):
+        self.q = np.zeros(NUM_MOTORS)
+        self.dq = np.zeros(NUM_MOTORS)
+        self.kp = np.zeros(NUM_MOTORS)
+        self.kd = np.zeros(NUM_MOTORS)
+        self.tau = np.zeros(NUM_MOTORS)
+        self.enabled = True
+
+    def copy_from(self, o: "MotorCommand") -> None:
+        np.copyto(self.q, o.q); np.copyto(self.dq, o.dq); np.copyto(self.kp, o.kp)
+        np.copyto(self.kd, o.kd); np.copyto(self.tau, o.tau)
+        self.enabled = o.enabled
+
+    def set_damping(self, kd: float) -> None:
+        self.q[:] = 0.0; self.dq[:] = 0.0; self.kp[:] = 0.0; self.kd[:] = kd; self.tau[:] = 0.0
+        self.enabled = True
+
+    def set_pd(self, q: np.ndarray, kp: float, kd: float) -> None:
+        np.copyto(self.q, q); self.dq[:] = 0.0; self.kp[:] = kp; self.kd[:] = kd; self.tau[:] = 0.0
+        self.enabled = True

@@ -1,0 +1,99 @@
+"""Parameter autoencoder (paper eq. 5): each token group of the flat parameter vector is encoded
+to one latent token of a fixed size, and decoded back.
+
+Groups of the same kind (equal-size chunks of one large layer) share their encoder and decoder;
+the decoder tells chunks apart by a learned per-token offset.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import AutoencoderConfig
+from ..specs import PolicySpec
+from .normalizer import Normalizer
+
+
+def _mlp(d_in: int, d_hidden: int, d_out: int, depth: int) -> nn.Sequential:
+    layers, d = [], d_in
+    for _ in range(depth):
+        layers += [nn.Linear(d, d_hidden), nn.LayerNorm(d_hidden), nn.ELU()]
+        d = d_hidden
+    layers.append(nn.Linear(d, d_out))
+    return nn.Sequential(*layers)
+
+
+class ParameterAutoencoder(nn.Module):
+    def __init__(self, spec: PolicySpec, cfg: AutoencoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.groups = spec.token_groups()
+        self.num_params = spec.num_params
+        self.num_tokens = len(self.groups)
+        kinds: dict[str, list[int]] = {}
+        for i, g in enumerate(self.groups):
+            kinds.setdefault(g.kind, []).append(i)
+        self.kinds = kinds
+        self.kind_size = {k: max(self.groups[i].size for i in idx) for k, idx in kinds.items()}
+        self.encoders = nn.ModuleDict({k: _mlp(s, cfg.hidden_dim, cfg.token_dim, cfg.depth) for k, s in self.kind_size.items()})
+        self.decoders = nn.ModuleDict({k: _mlp(cfg.token_dim, cfg.hidden_dim, s, cfg.depth) for k, s in self.kind_size.items()})
+        self.token_offset = nn.Parameter(torch.zeros(self.num_tokens, cfg.token_dim))
+        # parameters are standardized per element (mean) and per group (one std each) before encoding
+        self.param_norm = Normalizer(spec.num_params, min_std=1e-6)
+        # latents are standardized for the diffusion model (fitted after training)
+        self.latent_norm = Normalizer((self.num_tokens, cfg.token_dim), min_std=1e-3)
+
+    @torch.no_grad()
+    def fit_param_norm(self, params: torch.Tensor) -> None:
+        mean = params.mean(0)
+        std = torch.empty(self.num_params)
+        for g in self.groups:
+            std[g.start:g.stop] = (params[:, g.start:g.stop] - mean[g.start:g.stop]).std().clamp_min(1e-6)
+        self.param_norm.mean.copy_(mean)
+        self.param_norm.std.copy_(std)
+
+    def _chunks(self, x: torch.Tensor, kind: str) -> torch.Tensor:
+        idx, size = self.kinds[kind], self.kind_size[kind]
+        parts = []
+        for i in idx:
+            g = self.groups[i]
+            c = x[:, g.start:g.stop]
+            if g.size < size:
+                c = nn.functional.pad(c, (0, size - g.size))
+            parts.append(c)
+        return torch.stack(parts, 1)  # (B, n_kind, size)
+
+    def encode(self, params_norm: torch.Tensor) -> torch.Tensor:
+        """(B, P) standardized parameters -> (B, T, D) latent tokens."""
+        z = params_norm.new_empty(params_norm.shape[0], self.num_tokens, self.cfg.token_dim)
+        for k, idx in self.kinds.items():
+            z[:, idx] = self.encoders[k](self._chunks(params_norm, k))
+        # unit-scale tokens, so latent noise and clamp have a fixed meaning whatever the policy
+        return nn.functional.layer_norm(z, (self.cfg.token_dim,))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) latent tokens -> (B, P) standardized parameters."""
+        z = z.clamp(-self.cfg.latent_clamp, self.cfg.latent_clamp) + self.token_offset
+        out = z.new_empty(z.shape[0], self.num_params)
+        for k, idx in self.kinds.items():
+            dec = self.decoders[k](z[:, idx])
+            for j, i in enumerate(idx):
+                g = self.groups[i]
+                out[:, g.start:g.stop] = dec[:, j, : g.size]
+        return out
+
+    def forward(self, params: torch.Tensor, augment: bool = True) -> torch.Tensor:
+        """Training pass on raw flat parameters: returns reconstruction loss (standardized space)."""
+        x = self.param_norm(params)
+        x_in = x + self.cfg.input_noise * torch.randn_like(x) if augment else x
+        z = self.encode(x_in)
+        if augment:
+            z = z + self.cfg.latent_noise * torch.randn_like(z)
+        return nn.functional.mse_loss(self.decode(z), x)
+
+    # raw-space helpers used by the pipeline
+    def params_to_latents(self, params: torch.Tensor) -> torch.Tensor:
+        return self.latent_norm(self.encode(self.param_norm(params)))
+
+    def latents_to_params(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.param_norm.inverse(self.decode(self.latent_norm.inverse(latents)))

@@ -1,0 +1,173 @@
+"""PolicyGenerator: prompt trajectories in, deployable actors out (diffusers-style pipeline).
+
+One folder is one deployable generator:
+    generator.json              spec, config, prompt dims, versions
+    autoencoder.safetensors     parameter autoencoder (+ parameter and latent normalizers)
+    embedding.safetensors       behavior embedding (+ state/action normalizers)
+    unet.safetensors            U-Net (EMA weights)
+    scheduler/                  diffusers DDIM scheduler config
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .config import GeneratorConfig
+from .errors import MaaError, check
+from .models import BehaviorEmbedding, ConditionalUnet1D, ParameterAutoencoder
+from .models.behavior import min_prompt_length
+from .specs import Actor, PolicySpec, get_spec
+from .trajectory import Trajectory
+
+GENERATOR_FORMAT = "maa-generator/1"
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_scheduler(cfg: GeneratorConfig, kind: str = "ddim"):
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    d = cfg.diffusion
+    cls = DDIMScheduler if kind == "ddim" else DDPMScheduler
+    return cls(num_train_timesteps=d.num_train_timesteps, beta_schedule=d.beta_schedule,
+               prediction_type=d.prediction_type, clip_sample=d.clip_sample)
+
+
+@dataclass
+class GenerationOutput:
+    params: np.ndarray  # (N prompts, K policies, P) float32
+    spec: PolicySpec
+
+    def actor(self, i: int, k: int = 0) -> Actor:
+        return self.spec.unflatten(self.params[i, k])
+
+    def actors(self) -> list[list[Actor]]:
+        return [[self.actor(i, k) for k in range(self.params.shape[1])] for i in range(self.params.shape[0])]
+
+
+class PolicyGenerator:
+    def __init__(self, spec: PolicySpec, obs_dim: int, act_dim: int, config: GeneratorConfig, device=None):
+        self.spec, self.obs_dim, self.act_dim, self.config = spec, obs_dim, act_dim, config
+        self.device = torch.device(device) if device is not None else default_device()
+        self.autoencoder = ParameterAutoencoder(spec, config.autoencoder)
+        self.embedding = BehaviorEmbedding(obs_dim, act_dim, config.embedding)
+        self.unet = ConditionalUnet1D(self.autoencoder.num_tokens, config.autoencoder.token_dim, config.embedding.cond_dim,
+                                      config.diffusion.channels, config.diffusion.kernel_size, config.diffusion.step_embed_dim)
+        self.scheduler = make_scheduler(config)
+        self.to(self.device)
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def untrained(cls, spec, obs_dim: int | None = None, act_dim: int | None = None, preset: str = "tiny", device=None,
+                  **overrides) -> "PolicyGenerator":
+        spec = get_spec(spec)
+        cfg = GeneratorConfig.preset_named(preset, **overrides)
+        return cls(spec, obs_dim or spec.obs_dim, act_dim or spec.act_dim, cfg, device)
+
+    def to(self, device) -> "PolicyGenerator":
+        self.device = torch.device(device)
+        for m in self.modules():
+            m.to(self.device).eval()
+        return self
+
+    def modules(self):
+        return {"autoencoder": self.autoencoder, "embedding": self.embedding, "unet": self.unet}.values()
+
+    @property
+    def prompt_length(self) -> int:
+        return min_prompt_length(self.config.embedding)
+
+    # -- persistence -------------------------------------------------------------------------
+    def save_pretrained(self, folder) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"format": GENERATOR_FORMAT, "maa_version": __version__, "spec": self.spec.to_dict(),
+                "obs_dim": self.obs_dim, "act_dim": self.act_dim, "config": self.config.to_dict()}
+        for name, m in {"autoencoder": self.autoencoder, "embedding": self.embedding, "unet": self.unet}.items():
+            sd = {k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}
+            save_file(sd, str(folder / f"{name}.safetensors"), metadata={"format": GENERATOR_FORMAT})
+        self.scheduler.save_pretrained(folder / "scheduler")
+        (folder / "generator.json").write_text(json.dumps(meta, indent=1))
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder, device=None) -> "PolicyGenerator":
+        folder = Path(folder)
+        check(folder.is_dir(), f"{folder}: no such generator folder")
+        meta_path = folder / "generator.json"
+        check(meta_path.is_file(), f"{folder}: not a generator folder (no generator.json)")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as e:
+            raise MaaError(f"{meta_path}: not valid JSON ({e})") from None
+        for k in ("format", "spec", "obs_dim", "act_dim", "config"):
+            check(k in meta, f"{meta_path}: missing key {k!r}")
+        check(meta["format"] == GENERATOR_FORMAT, f"{meta_path}: format {meta['format']!r}, expected {GENERATOR_FORMAT!r}")
+        gen = cls(PolicySpec.from_dict(meta["spec"]), int(meta["obs_dim"]), int(meta["act_dim"]),
+                  GeneratorConfig.from_dict(meta["config"]), device="cpu")
+        for name, m in {"autoencoder": gen.autoencoder, "embedding": gen.embedding, "unet": gen.unet}.items():
+            path = folder / f"{name}.safetensors"
+            check(path.is_file(), f"{path}: missing")
+            try:
+                sd = load_file(str(path))
+            except (SafetensorError, OSError) as e:
+                raise MaaError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+            want = m.state_dict()
+            missing, extra = set(want) - set(sd), set(sd) - set(want)
+            check(not missing and not extra, f"{path}: tensors do not match the config (missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]})")
+            for k, v in sd.items():
+                check(v.shape == want[k].shape, f"{path}: {k} has shape {tuple(v.shape)}, config expects {tuple(want[k].shape)}")
+                check(bool(torch.isfinite(v).all()), f"{path}: {k} contains NaN or Inf")
+            m.load_state_dict(sd)
+        return gen.to(device if device is not None else default_device())
+
+    # -- generation --------------------------------------------------------------------------
+    def check_prompt(self, traj: Trajectory, where: str = "prompt") -> Trajectory:
+        check(isinstance(traj, Trajectory), f"{where}: expected a Trajectory, got {type(traj).__name__}")
+        traj.validate(self.obs_dim, self.act_dim, where=where)
+        check(len(traj) >= self.prompt_length, f"{where}: {len(traj)} steps, the generator needs at least {self.prompt_length}")
+        return traj
+
+    @torch.inference_mode()
+    def condition(self, trajectories: list[Trajectory]) -> torch.Tensor:
+        for i, t in enumerate(trajectories):
+            self.check_prompt(t, where=f"prompt {i}")
+        return self.embedding.condition_from_trajectories(trajectories)
+
+    @torch.inference_mode()
+    def sample_latents(self, cond: torch.Tensor, num_policies: int = 1, seed: int | None = None,
+                       num_inference_steps: int | None = None) -> torch.Tensor:
+        """cond (N, C) -> standardized latents (N*K, T, D), prompt-major."""
+        cond = cond.repeat_interleave(num_policies, 0)
+        g = torch.Generator(device="cpu")
+        g.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2 ** 63))
+        shape = (cond.shape[0], self.autoencoder.num_tokens, self.config.autoencoder.token_dim)
+        z = torch.randn(shape, generator=g).to(self.device)
+        self.scheduler.set_timesteps(num_inference_steps or self.config.diffusion.num_inference_steps)
+        for t in self.scheduler.timesteps:
+            out = self.unet(z, t.to(self.device), cond)
+            z = self.scheduler.step(out, t, z).prev_sample
+        return z
+
+    @torch.inference_mode()
+    def generate(self, trajectories: list[Trajectory] | Trajectory, num_policies: int = 1, seed: int | None = None,
+                 num_inference_steps: int | None = None) -> GenerationOutput:
+        """Each prompt trajectory -> num_policies actors. Deterministic under a seed."""
+        if isinstance(trajectories, Trajectory):
+            trajectories = [trajectories]
+        check(len(trajectories) > 0, "generate: no prompt trajectories given")
+        check(num_policies >= 1, f"generate: num_policies must be >= 1, got {num_policies}")
+        cond = self.condition(trajectories)
+        z = self.sample_latents(cond, num_policies, seed, num_inference_steps)
+        params = self.autoencoder.latents_to_params(z).float().cpu().numpy()
+        check(np.isfinite(params).all(), "generate: the generator produced non-finite parameters")
+        return GenerationOutput(params.reshape(len(trajectories), num_policies, -1), self.spec)

@@ -1,0 +1,157 @@
+"""Generator node: prompts in, actors out.
+
+Subscribes  <prompt_topic>  std_msgs/Float32MultiArray  (reliable, volatile, depth 10)
+Publishes   <actor_topic>   std_msgs/UInt8MultiArray    (reliable, transient-local, depth 1)
+            /diagnostics    diagnostic_msgs/DiagnosticArray
+Services    ~/generate_now  std_srvs/Trigger  regenerate from the last good prompt (next seed)
+            ~/revert        std_srvs/Trigger  republish the previous actor
+Generation runs in a worker thread; results come back to the executor through a guard condition.
+"""
+from __future__ import annotations
+
+import queue
+import time
+
+from std_msgs.msg import Float32MultiArray, UInt8MultiArray
+from std_srvs.srv import Trigger
+
+from maa_core import prompts
+from maa_core.errors import MaaError
+
+from . import qos
+from .generation import ActorHistory, Engine, Generated, Worker
+from .messages import actor_to_msg, prompt_from_msg
+from .node_util import MaaNode, run
+
+
+class GeneratorNode(MaaNode):
+    executable = "maa_generator"
+
+    def __init__(self):
+        super().__init__()
+        self.history = ActorHistory(self.param("history_size"))
+        self.engine = self.worker = None
+        self.last_prompt = None  # (prompt_id, Trajectory) of the last accepted prompt
+        self._results: queue.Queue = queue.Queue()
+        self._gc = self.create_guard_condition(self._drain_results)
+        self.actor_pub = self.create_publisher(UInt8MultiArray, self.param("actor_topic"), qos.ACTOR)
+        self.create_subscription(Float32MultiArray, self.param("prompt_topic"), self._on_prompt, qos.PROMPT)
+        self.create_service(Trigger, "~/generate_now", self._on_generate_now)
+        self.create_service(Trigger, "~/revert", self._on_revert)
+        self._load()
+
+    def _load(self) -> None:
+        folder = self.param("generator_dir")
+        if not folder:
+            self.health.error("no generator loaded: set the generator_dir parameter")
+            return
+        if self.param("torch_threads") > 0:
+            import torch
+            torch.set_num_threads(self.param("torch_threads"))
+        try:
+            from maa_core.pipeline import PolicyGenerator
+            gen = PolicyGenerator.from_pretrained(folder, device=self.param("device") or None)
+        except MaaError as e:
+            self.health.error(f"generator_dir: {e}")
+            return
+        self.engine = Engine(gen, self.param("num_candidates"), self.param("seed"), self.param("screen"),
+                             self.param("max_abs_action"), rollout=None, name=self.get_name())
+        self._warm_up(gen)
+        self.worker = Worker(self.engine, self._on_result)
+        self.health.ok(f"ready: {gen.spec.name} generator, prompts of >= {gen.prompt_length} steps "
+                       f"x ({gen.obs_dim} state + {gen.act_dim} action) dims",
+                       spec=gen.spec.name, prompt_length=gen.prompt_length, obs_dim=gen.obs_dim, act_dim=gen.act_dim)
+        if self.param("sim_screen"):
+            self.health.warn(f"sim_screen {self.param('sim_screen')!r}: simulator rollout screening is not available "
+                             "in this build; screening by validity and prompt agreement only")
+
+    def _warm_up(self, gen) -> None:
+        """One throw-away generation, so the first real prompt does not pay for lazy initialisation."""
+        import numpy as np
+        from maa_core.trajectory import Trajectory
+        T = gen.prompt_length
+        gen.generate([Trajectory(np.zeros((T, gen.obs_dim)), np.zeros((T, gen.act_dim)), np.arange(T) >= T // 2)],
+                     num_policies=self.param("num_candidates"), seed=0)
+
+    # -- prompts -----------------------------------------------------------------------------
+    def _on_prompt(self, msg: Float32MultiArray) -> None:
+        received = time.monotonic()
+        self.health.count("prompts_received")
+        try:
+            traj = prompt_from_msg(msg, max_values=self.param("max_prompt_values"))
+            pid = prompts.prompt_id(traj)
+            if self.engine is None:
+                raise MaaError(f"prompt {pid}: no generator loaded")
+            self.engine.check_prompt(traj, where=f"prompt {pid}")
+        except MaaError as e:
+            self.health.count("prompts_rejected")
+            self.health.error(str(e))
+            return
+        self._submit(pid, traj, received)
+
+    def _submit(self, pid, traj, received) -> None:
+        self.last_prompt = (pid, traj)
+        dropped = self.worker.submit(pid, traj, received)
+        if dropped:
+            self.health.count("prompts_superseded")
+            self.health.warn(f"prompt {dropped} superseded by {pid} before generation started")
+
+    def _on_result(self, result) -> None:  # worker thread
+        self._results.put(result)
+        self._gc.trigger()
+
+    def _drain_results(self) -> None:  # executor thread
+        while True:
+            try:
+                r = self._results.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(r, Generated):
+                self.actor_pub.publish(actor_to_msg(r.data))
+                self.history.push(r.blob.generation_id, r.data)
+                self.health.count("actors_published")
+                self.health.ok(f"published actor {r.blob.generation_id} for prompt {r.prompt_id}",
+                               generation_id=r.blob.generation_id, prompt_id=r.prompt_id,
+                               checksum=r.blob.checksum, candidate=r.blob.extra.get("candidate"),
+                               valid_candidates=r.blob.extra.get("valid", ""),
+                               generate_ms=round(1e3 * r.seconds, 1),
+                               prompt_to_actor_ms=round(1e3 * (time.monotonic() - r.received_at), 1),
+                               actor_bytes=len(r.data))
+            else:
+                self.health.count("generation_failures")
+                self.health.error(str(r))
+
+    # -- services ----------------------------------------------------------------------------
+    def _on_generate_now(self, req, resp):
+        if self.engine is None or self.last_prompt is None:
+            resp.success, resp.message = False, "no generator loaded" if self.engine is None else "no prompt received yet"
+        else:
+            pid, traj = self.last_prompt
+            self._submit(pid, traj, time.monotonic())
+            resp.success, resp.message = True, f"generating from prompt {pid}"
+        return resp
+
+    def _on_revert(self, req, resp):
+        try:
+            gid, data = self.history.revert()
+        except MaaError as e:
+            resp.success, resp.message = False, str(e)
+            self.health.warn(str(e))
+            return resp
+        self.actor_pub.publish(actor_to_msg(data))
+        self.health.count("reverts")
+        self.health.ok(f"reverted to actor {gid}", generation_id=gid)
+        resp.success, resp.message = True, f"reverted to {gid}"
+        return resp
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+
+def main(args=None) -> int:
+    return run(GeneratorNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""Go2 controller node: wraps `maa_core.go2.Controller` (the fixed-rate loop, validation and
+tick-boundary hot-swap live there).
+
+Subscribes  <actor_topic>              std_msgs/UInt8MultiArray (reliable, transient-local): actor blobs
+            <cmd_vel_topic>            geometry_msgs/Twist (best-effort; reliable publishers match too)
+Publishes   <steps_topic>              std_msgs/Float32MultiArray (best-effort): per RUN tick, one row
+                                       [observation | action] in the prompt layout (T = 1)
+            <active_generation_topic>  std_msgs/String (reliable, transient-local)
+            /diagnostics               mode, reason, active/previous generation, tick timing, counters
+Services    ~/enable                   std_srvs/SetBool  true: DAMP -> STAND_UP (-> RUN); false: stop (DAMP)
+            ~/estop                    std_srvs/Trigger
+            ~/revert                   std_srvs/Trigger  back to the previous actor at the next tick
+
+backend "sim": the MuJoCo Go2 of maa_core.go2.sim runs in this process behind a DDS bridge on
+loopback, so the controller talks to it exactly as to the robot; "unitree": DDS on
+`network_interface`.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import numpy as np
+from geometry_msgs.msg import Twist
+from std_msgs.msg import Float32MultiArray, String, UInt8MultiArray
+from std_srvs.srv import SetBool, Trigger
+
+from maa_core.errors import MaaError
+from maa_core.trajectory import Trajectory
+
+from . import qos
+from .messages import actor_from_msg, prompt_to_msg
+from .node_util import MaaNode, run
+
+
+class Go2ControllerNode(MaaNode):
+    executable = "maa_go2_controller"
+
+    def __init__(self):
+        super().__init__()
+        self.ctl = self.robot = self.bridge = None
+        self._bridge_thread = None
+        self._events: queue.Queue = queue.Queue()  # from the controller's dispatcher thread
+        self._last_twist = 0.0
+        self._published_gen = None
+        self.steps_pub = self.create_publisher(Float32MultiArray, self.param("steps_topic"), qos.STATE)
+        self.gen_pub = self.create_publisher(String, self.param("active_generation_topic"), qos.LATCHED)
+        self.create_subscription(UInt8MultiArray, self.param("actor_topic"), self._on_actor, qos.ACTOR)
+        self.create_subscription(Twist, self.param("cmd_vel_topic"), self._on_twist, qos.STATE)
+        self.create_service(SetBool, "~/enable", self._on_enable)
+        self.create_service(Trigger, "~/estop", self._on_estop)
+        self.create_service(Trigger, "~/revert", self._on_revert)
+        self.create_timer(0.02, self._drain)
+        self.create_timer(1.0, self._publish_health)
+        self._start_controller()
+
+    # -- setup -------------------------------------------------------------------------------
+    def _start_controller(self) -> None:
+        backend, run_dir = self.param("backend"), self.param("wtw_run_dir")
+        try:
+            from maa_core.go2.config import load_robot_config
+            from maa_core.go2.controller import Controller
+            from maa_core.go2.dds import Go2DdsRobot
+            from maa_core.go2.wtw import load_wtw_run
+            if backend not in ("sim", "unitree"):
+                raise MaaError(f"backend {backend!r}: expected 'sim' or 'unitree'")
+            if not run_dir:
+                raise MaaError("wtw_run_dir is empty: the controller needs a walk-these-ways run (adaptation module)")
+            cfg = load_robot_config(self.param("robot_config"))
+            wtw = load_wtw_run(run_dir)
+            domain = self.param("dds_domain")
+            if backend == "sim":
+                from maa_core.go2.sim.bridge import SimBridge
+                domain = 1 if domain < 0 else domain
+                self.bridge = SimBridge(cfg, domain=domain, interface="lo").open()
+                self._bridge_thread = threading.Thread(target=self.bridge.run, name="go2-sim", daemon=True)
+                self._bridge_thread.start()
+                iface, release = "lo", False
+            else:
+                iface, release = self.param("network_interface") or None, None
+            self.robot = Go2DdsRobot(cfg, domain=None if domain < 0 else domain, interface=iface,
+                                     release_sport_mode=release).open()
+            self.ctl = Controller(cfg, self.robot, wtw)
+        except MaaError as e:
+            self.health.error(f"controller not started: {e}")
+            return
+        self.ctl.add_event_listener(lambda ev: self._events.put(("event", ev)))
+        if self.param("publish_steps"):
+            self.ctl.add_tick_listener(self._on_tick)
+        self.ctl.start()
+        if self.param("enable_on_start"):
+            self.ctl.enable()
+        self.health.ok(f"controller running ({backend}, {cfg.control.rate_hz:g} Hz, spec {self.ctl.spec.name})",
+                       backend=backend, wtw_run_dir=run_dir)
+
+    # -- callbacks (executor thread) ------------------------------------------------------------
+    def _on_actor(self, msg: UInt8MultiArray) -> None:
+        self.health.count("actors_received")
+        if self.ctl is None:
+            self.health.error("actor ignored: controller not running")
+            return
+        try:
+            blob = actor_from_msg(msg, max_bytes=self.param("max_actor_bytes"), expected_spec=self.ctl.spec)
+        except MaaError as e:
+            self.health.count("actors_rejected")
+            self.health.error(str(e))
+            return
+        self.ctl.submit_actor(blob, callback=lambda r: self._events.put(("swap", r)))
+
+    def _on_twist(self, msg: Twist) -> None:
+        if self.ctl is not None:
+            vals = (msg.linear.x, msg.linear.y, msg.angular.z)
+            if not all(np.isfinite(vals)):
+                self.health.error("cmd_vel: NaN or Inf ignored")
+                return
+            self.ctl.set_command(*vals)
+            self._last_twist = time.monotonic()
+
+    def _on_tick(self, rec) -> None:  # controller's dispatcher thread: only queue
+        if rec.mode == "RUN":
+            self._events.put(("tick", rec))
+
+    def _drain(self) -> None:
+        if self.ctl is not None and self._last_twist and time.monotonic() - self._last_twist > self.param("cmd_vel_timeout"):
+            self.ctl.set_command(0.0, 0.0, 0.0)
+            self._last_twist = 0.0
+        rows = []
+        while True:
+            try:
+                kind, x = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "tick":
+                rows.append(x)
+            elif kind == "swap":
+                if x.accepted:
+                    self.health.count("actors_accepted")
+                    self.health.ok(f"actor {x.generation_id} {x.reason} (message to active "
+                                   f"{1e3 * x.latency_s:.1f} ms)", swap_latency_ms=round(1e3 * x.latency_s, 2))
+                else:
+                    self.health.count("actors_refused")
+                    self.health.error(f"actor {x.generation_id or '?'} refused: {x.reason}")
+            elif x.kind in ("fault", "revert"):
+                self.health.warn(f"{x.kind}: {x.message}")
+        for rec in rows:
+            self.steps_pub.publish(prompt_to_msg(Trajectory(rec.observation[None], rec.action[None])))
+        gen = self.ctl.active_generation if self.ctl is not None else ""
+        if gen != self._published_gen:
+            self.gen_pub.publish(String(data=gen))
+            self._published_gen = gen
+
+    def _publish_health(self) -> None:
+        if self.ctl is not None:
+            self.health.values.update(self.ctl.diagnostics())
+            self.health.values["bridge_alive"] = self._bridge_thread.is_alive() if self._bridge_thread else ""
+
+    def _on_enable(self, req, resp):
+        if self.ctl is None:
+            resp.success, resp.message = False, "controller not running"
+        elif req.data:
+            self.ctl.enable()
+            resp.success, resp.message = True, "enable requested (DAMP -> STAND_UP -> RUN)"
+        else:
+            self.ctl.stop("stop (service)")
+            resp.success, resp.message = True, "stop requested (DAMP)"
+        return resp
+
+    def _on_estop(self, req, resp):
+        if self.ctl is None:
+            resp.success, resp.message = False, "controller not running"
+        else:
+            self.ctl.estop("service")
+            resp.success, resp.message = True, "e-stop requested"
+            self.health.warn("e-stop requested by service")
+        return resp
+
+    def _on_revert(self, req, resp):
+        if self.ctl is None:
+            resp.success, resp.message = False, "controller not running"
+            return resp
+        try:  # applied at the next tick boundary (one control period)
+            r = self.ctl.revert().wait(timeout=max(0.5, 10 * self.ctl.period))
+            resp.success, resp.message = r.accepted, (f"reverted to {r.generation_id}" if r.accepted else r.reason)
+        except MaaError as e:
+            resp.success, resp.message = False, str(e)
+        return resp
+
+    def close(self) -> None:
+        if self.ctl is not None:
+            self.ctl.close()
+        if self.robot is not None:
+            self.robot.close()
+        if self.bridge is not None:
+            self.bridge.stop()
+            self._bridge_thread.join(2.0)
+
+
+def main(args=None) -> int:
+    return run(Go2ControllerNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""The maa_ros graph, described once in plain Python (no ROS imports).
+
+Both launch paths are built from here:
+  * `ros2 launch maa_ros go2_generate.launch.py key:=value ...` (launch/go2_generate.launch.py turns
+    each `NodeSpec` into a launch_ros Node);
+  * `maa-ros launch go2_generate key:=value ...` (maa_ros.launcher starts each `NodeSpec` as a
+    process with `--ros-args`), for pip-only installs and the tests.
+
+`NODE_PARAMETERS` are the parameters each node declares, with the defaults that config/go2.yaml
+repeats (a test checks they agree).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from maa_core.errors import MaaError, check
+
+PACKAGE = "maa_ros"
+
+# ROS executable (console script) -> module with main()
+EXECUTABLES = {
+    "maa_generator": "maa_ros.generator_node",
+    "maa_bag_player": "maa_ros.bag_player_node",
+    "maa_prompt_recorder": "maa_ros.prompt_recorder_node",
+    "maa_go2_controller": "maa_ros.go2_controller_node",
+}
+
+# Topic names are relative, so a namespace moves the whole graph.
+PROMPT_TOPIC = "maa/prompt"
+ACTOR_TOPIC = "maa/actor"
+STEPS_TOPIC = "maa/go2/steps"
+
+NODE_PARAMETERS: dict[str, dict[str, object]] = {
+    "maa_generator": {
+        "generator_dir": "",            # folder written by PolicyGenerator.save_pretrained
+        "device": "cpu",                # torch device; "" = cuda when available
+        "torch_threads": 1,             # CPU threads for generation (the controller shares the CPU); 0 = torch default
+        "num_candidates": 8,            # K actors generated per prompt
+        "seed": 0,                      # base seed; "generate now" on the same prompt uses seed + attempt
+        "screen": True,                 # validity screening (finite params/actions, action bound) + ranking
+        "max_abs_action": 10.0,         # a candidate whose actions on the prompt states exceed this is invalid
+        "sim_screen": "",               # "" = no simulator rollout; else a simulator name (see docs/ros.md)
+        "sim_screen_steps": 200,
+        "history_size": 5,              # actors kept for revert
+        "max_prompt_values": 4194304,   # prompts larger than this many floats are refused
+        "prompt_topic": PROMPT_TOPIC,
+        "actor_topic": ACTOR_TOPIC,
+    },
+    "maa_bag_player": {
+        "bag": "",                      # rosbag2 folder (sqlite3 or mcap); "" = idle until ~/play names one
+        "topic": "",                    # topic in the bag; "" = every Float32MultiArray topic
+        "window": 0,                    # > 0: treat messages as a step stream, cut windows this long
+        "prompt_topic": PROMPT_TOPIC,
+        "rate": 1.0,                    # prompts per second
+        "loop": False,
+        "wait_for_subscribers": 1,      # wait until this many subscribers match before playing
+        "wait_timeout": 10.0,
+    },
+    "maa_prompt_recorder": {
+        "input": "steps",               # "steps": Float32MultiArray step rows; "joint_state": sensor_msgs/JointState
+        "steps_topic": STEPS_TOPIC,
+        "joint_state_topic": "joint_states",
+        "joint_command_topic": "joint_commands",
+        "action_field": "position",     # JointState field of the command topic used as the action
+        "window": 60,                   # steps per prompt window (>= the generator's prompt_length)
+        "stride": 60,                   # steps between window starts
+        "windows_topic": "maa/recorded_prompts",
+        "prompt_topic": PROMPT_TOPIC,
+        "auto_send": False,             # send every window as a prompt (otherwise ~/send_prompt sends the last)
+        "save_dir": "",                 # "" = do not save; else ~/save and shutdown write a bag here
+        "save_storage": "mcap",
+        "max_windows": 100,             # windows kept in memory for saving
+    },
+    "maa_go2_controller": {
+        "backend": "sim",               # "sim" | "unitree"
+        "network_interface": "",        # unitree: NIC connected to the robot
+        "wtw_run_dir": "",              # walk-these-ways run folder: the actor before any generated one
+        "robot_config": "go2",          # robot constants: "go2" (config/go2_robot.yaml) or a YAML path
+        "dds_domain": -1,               # Unitree DDS domain; -1 = robot config's (unitree) or 1 (sim)
+        "actor_topic": ACTOR_TOPIC,
+        "steps_topic": STEPS_TOPIC,
+        "active_generation_topic": "maa/go2/active_generation",
+        "cmd_vel_topic": "cmd_vel",
+        "cmd_vel_timeout": 0.5,         # s without cmd_vel -> velocity command 0
+        "max_actor_bytes": 67108864,
+        "publish_steps": True,          # publish executed (observation, action) rows in RUN mode
+        "enable_on_start": False,       # stand up (and run once an actor is active) without ~/enable
+    },
+}
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    default: str
+    help: str
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    executable: str
+    name: str
+    params_file: str  # YAML with `<name>: ros__parameters:`
+    parameters: dict = field(default_factory=dict)  # overrides, applied after the file
+    required: bool = False  # the graph shuts down when a required node dies
+
+    @property
+    def module(self) -> str:
+        return EXECUTABLES[self.executable]
+
+    def ros_args(self) -> list[str]:
+        """Arguments after the executable: `--ros-args -r __node:=... --params-file ... -p k:=v`."""
+        args = ["--ros-args", "-r", f"__node:={self.name}", "--params-file", self.params_file]
+        for k, v in self.parameters.items():
+            args += ["-p", f"{k}:={json.dumps(v)}"]  # JSON scalars are YAML scalars of the same type
+        return args
+
+    def command(self, python: str | None = None) -> list[str]:
+        return [python or sys.executable, "-m", self.module, *self.ros_args()]
+
+
+def _bool(s: str) -> bool:
+    return str(s).lower() in ("1", "true", "yes", "on")
+
+
+# -- graphs ------------------------------------------------------------------------------------
+GO2_ARGUMENTS = (
+    Argument("backend", "sim", "Go2 backend", ("sim", "unitree")),
+    Argument("network_interface", "", "unitree backend: network interface connected to the robot"),
+    Argument("generator_dir", "", "generator folder (PolicyGenerator.save_pretrained)"),
+    Argument("wtw_run_dir", "", "walk-these-ways run folder: the actor until a generated one arrives"),
+    Argument("prompt_bag", "", "rosbag2 folder whose prompts are played once the generator listens"),
+    Argument("prompt_topic", "", "topic to read in prompt_bag (empty: every Float32MultiArray topic)"),
+    Argument("config", "", "parameter YAML (empty: the package's config/go2.yaml)"),
+    Argument("controller", "true", "start the Go2 controller node", ("true", "false")),
+    Argument("recorder", "true", "start the prompt recorder node", ("true", "false")),
+)
+
+
+def go2_generate(args: dict[str, str]) -> list[NodeSpec]:
+    a = resolve_arguments(GO2_ARGUMENTS, args)
+    cfg = a["config"] or str(config_path("go2.yaml"))
+    nodes = [NodeSpec("maa_generator", "maa_generator", cfg,
+                      {"generator_dir": a["generator_dir"]} if a["generator_dir"] else {}, required=True)]
+    if _bool(a["controller"]):
+        over = {"backend": a["backend"]}
+        if a["network_interface"]:
+            over["network_interface"] = a["network_interface"]
+        if a["wtw_run_dir"]:
+            over["wtw_run_dir"] = a["wtw_run_dir"]
+        nodes.append(NodeSpec("maa_go2_controller", "maa_go2_controller", cfg, over, required=True))
+    if _bool(a["recorder"]):
+        nodes.append(NodeSpec("maa_prompt_recorder", "maa_prompt_recorder", cfg))
+    if a["prompt_bag"]:
+        over = {"bag": a["prompt_bag"]}
+        if a["prompt_topic"]:
+            over["topic"] = a["prompt_topic"]
+        nodes.append(NodeSpec("maa_bag_player", "maa_bag_player", cfg, over))
+    return nodes
+
+
+# launch name -> (arguments, builder); `launch/<name>.launch.py` exists for each
+GRAPHS = {"go2_generate": (GO2_ARGUMENTS, go2_generate)}
+
+
+def resolve_arguments(arguments, given: dict[str, str]) -> dict[str, str]:
+    known = {a.name: a for a in arguments}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise MaaError(f"unknown launch argument {unknown[0]!r} (known: {', '.join(known)})")
+    out = {n: str(given.get(n, a.default)) for n, a in known.items()}
+    for n, a in known.items():
+        check(not a.choices or out[n] in a.choices, f"launch argument {n}:={out[n]!r}: expected one of {', '.join(a.choices)}")
+    return out
+
+
+def build(graph: str, args: dict[str, str]) -> list[NodeSpec]:
+    check(graph in GRAPHS, f"unknown launch {graph!r} (available: {', '.join(GRAPHS)})")
+    return GRAPHS[graph][1](args)
+
+
+def config_path(name: str) -> Path:
+    """A file of the package's config/: the installed share folder (colcon or pip), else the source tree."""
+    candidates = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        candidates.append(Path(get_package_share_directory(PACKAGE)) / "config" / name)
+    except Exception:  # not installed through ament (pip), or no ament_index_python at all
+        pass
+    candidates += [Path(__file__).resolve().parents[1] / "config" / name,
+                   Path(sys.prefix) / "share" / PACKAGE / "config" / name]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise MaaError(f"config/{name}: not found (looked in {', '.join(str(c.parent) for c in candidates)})")

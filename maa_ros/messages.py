@@ -1,0 +1,62 @@
+"""maa payloads <-> standard ROS 2 messages (rclpy flavour).
+
+Prompts: `std_msgs/Float32MultiArray` in the layout of `maa_core.prompts`.
+Actors: `std_msgs/UInt8MultiArray` whose data is an `ActorBlob` (safetensors bytes with spec,
+generation id, prompt id and checksum in its header); layout dim[0] = ("safetensors", n, n).
+"""
+from __future__ import annotations
+
+import array
+
+import numpy as np
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension, UInt8MultiArray
+
+from maa_core import prompts
+from maa_core.actor_io import ActorBlob
+from maa_core.errors import MaaError, check
+from maa_core.specs import PolicySpec
+from maa_core.trajectory import Trajectory
+
+ACTOR_LABEL = "safetensors"
+
+
+def prompt_to_msg(traj: Trajectory) -> Float32MultiArray:
+    return prompts.to_message(traj, Float32MultiArray, MultiArrayDimension,
+                              as_data=lambda a: array.array("f", a.tobytes()))
+
+
+def prompt_from_msg(msg: Float32MultiArray, where: str = "prompt",
+                    max_values: int | None = prompts.DEFAULT_MAX_VALUES) -> Trajectory:
+    return prompts.from_message(msg, where=where, max_values=max_values)
+
+
+def actor_to_msg(blob: ActorBlob | bytes) -> UInt8MultiArray:
+    data = blob.to_bytes() if isinstance(blob, ActorBlob) else bytes(blob)
+    msg = UInt8MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label=ACTOR_LABEL, size=len(data), stride=len(data))]
+    msg.data = data  # rclpy stores uint8[] as array.array('B')
+    return msg
+
+
+def actor_bytes(msg: UInt8MultiArray) -> bytes:
+    data = msg.data
+    return data.tobytes() if isinstance(data, (array.array, np.ndarray)) else bytes(data)
+
+
+def actor_from_msg(msg: UInt8MultiArray, where: str = "actor", max_bytes: int | None = None,
+                   expected_spec: PolicySpec | None = None) -> ActorBlob:
+    """Decodes and checks an actor message: MaaError (one line) on truncated, NaN, wrong
+    checksum, oversized or (with `expected_spec`) wrong spec."""
+    try:
+        n = len(msg.data)
+        dims = [(d.label, d.size) for d in msg.layout.dim]
+    except (AttributeError, TypeError) as e:
+        raise MaaError(f"{where}: not a UInt8MultiArray ({e})") from None
+    if max_bytes is not None:
+        check(n <= max_bytes, f"{where}: {n} bytes exceeds the limit of {max_bytes}")
+    if dims:
+        check(dims[0] == (ACTOR_LABEL, n), f"{where}: layout says {dims[0]}, expected ({ACTOR_LABEL!r}, {n})")
+    blob = ActorBlob.from_bytes(actor_bytes(msg), where=where, max_bytes=max_bytes)
+    if expected_spec is not None:
+        expected_spec.check_compatible(blob.spec, where=where)
+    return blob

@@ -1,0 +1,19 @@
+"""QoS profiles, chosen on purpose (they use only APIs that Humble and Jazzy share)."""
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+
+# The current actor: reliable, and kept for late joiners (a controller started after the
+# generator still receives the actor in force). Depth 1: only the current actor matters.
+ACTOR = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                   reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Prompts: every prompt is a request, so reliable; volatile, so a restarted generator does not
+# re-run an old request by itself.
+PROMPT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+# State streams (controller steps, joint states, executed commands): loss of a sample is harmless.
+STATE = qos_profile_sensor_data
+# Small latched status values (e.g. the active generation id): late joiners get the latest.
+LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                     reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# diagnostic_msgs on /diagnostics, as diagnostic_aggregator expects
+DIAGNOSTICS = 10

@@ -1,0 +1,234 @@
+"""Controller against the simulated Go2 over real DDS on loopback: the bridge runs in its own process
+(`python -m maa_core.go2.sim.bridge`), the controller in this one, on a test-specific domain."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from maa_core.actor_io import ActorBlob
+from maa_core.go2.config import load_robot_config
+from maa_core.go2.controller import Controller
+from maa_core.go2.dds import Go2DdsRobot, init_dds
+from maa_core.go2.safety import Mode
+from maa_core.go2.wtw import load_wtw_run
+from maa_core.specs import get_spec, locomotion_spec
+
+REPO = Path(__file__).resolve().parents[1]
+# cyclone domains outside the ROS_DOMAIN_ID range conftest draws from (30..200)
+DOMAIN = 201 + os.getpid() % 30
+PERIOD = 0.02
+
+
+def const_blob(value: float, gid: str, spec=None) -> ActorBlob:
+    """An actor whose action is `value` on every joint whatever the input (zero weights, bias = value)."""
+    spec = spec or get_spec("go2-wtw")
+    params = np.zeros(spec.num_params, np.float32)
+    params[-spec.act_dim:] = value  # last entries: bias of the action head
+    return ActorBlob(spec, params, generation_id=gid)
+
+
+class BodyHeight:
+    """Ground truth trunk height from the simulator's rt/sportmodestate."""
+
+    def __init__(self):
+        from unitree_sdk2py.core.channel import ChannelSubscriber
+        from unitree_sdk2py.idl.unitree_go.msg.dds_ import SportModeState_
+        self.z, self.n = float("nan"), 0
+        self.sub = ChannelSubscriber("rt/sportmodestate", SportModeState_)
+        self.sub.Init(self._on, 0)
+
+    def _on(self, msg):
+        self.z, self.n = msg.position[2], self.n + 1
+
+
+@pytest.fixture(scope="module")
+def dds():
+    init_dds(DOMAIN, "lo")
+    return {"height": BodyHeight()}
+
+
+@pytest.fixture
+def bridge(dds):
+    p = subprocess.Popen([sys.executable, "-m", "maa_core.go2.sim.bridge", "--domain", str(DOMAIN), "--interface", "lo"],
+                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    yield p
+    try:
+        os.kill(p.pid, signal.SIGCONT)
+        p.terminate()
+        p.wait(5)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        p.kill()
+        p.wait(5)
+
+
+@pytest.fixture
+def controller(bridge, shared_dir):
+    robot = Go2DdsRobot("go2", domain=DOMAIN, interface="lo", release_sport_mode=False).open()
+    ctl = Controller("go2", robot, load_wtw_run(shared_dir / "wtw"))
+    events = []
+    ctl.add_event_listener(events.append)
+    ctl.events = events
+    deadline = time.monotonic() + 20
+    from maa_core.go2.state import LowState
+    st = LowState()
+    while not robot.read_state(st):
+        assert time.monotonic() < deadline, "no rt/lowstate from the simulated Go2: " + bridge.stdout.read1().decode()
+        time.sleep(0.05)
+    ctl.start()
+    yield ctl
+    ctl.close()
+    robot.close()
+
+
+def wait_for(cond, timeout, step=0.01):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+def transitions_to(ctl, mode):
+    return [t for t in ctl.supervisor.transitions if t.new == mode]
+
+
+def test_stands_up_and_holds_10s(controller, dds):
+    ctl, h = controller, dds["height"]
+    assert ctl.mode == Mode.DAMP
+    assert wait_for(lambda: h.n > 0, 5.0), "no rt/sportmodestate from the simulator"
+    lying = h.z
+    ctl.enable()
+    time.sleep(load_robot_config("go2").stand.duration_s + 0.5)
+    heights = []
+    t_end = time.monotonic() + 10.0
+    while time.monotonic() < t_end:
+        heights.append(h.z)
+        time.sleep(0.1)
+    heights = np.array(heights)
+    assert lying < 0.15, f"should start lying, trunk at {lying:.3f} m"
+    assert ctl.mode == Mode.STAND_UP and ctl.counters["faults"] == 0, ctl.supervisor.reason
+    assert np.all((heights > 0.24) & (heights < 0.36)), f"trunk height left the band: {heights.min():.3f}..{heights.max():.3f}"
+    assert np.ptp(heights) < 0.02
+    assert ctl.missed_ticks == 0
+
+
+def test_stale_state_damps_within_one_tick(controller, bridge):
+    ctl = controller
+    ctl.enable()
+    assert wait_for(lambda: ctl.mode == Mode.STAND_UP, 1.0)
+    time.sleep(0.5)
+    tick_times = {}
+    ctl.add_tick_listener(lambda r: tick_times.__setitem__(r.tick, r.time))
+    os.kill(bridge.pid, signal.SIGSTOP)  # the state stream stops mid-stand
+    try:
+        assert wait_for(lambda: ctl.mode == Mode.DAMP, 1.0)
+        last_state = ctl.st.stamp
+        t = transitions_to(ctl, Mode.DAMP)[-1]
+    finally:
+        os.kill(bridge.pid, signal.SIGCONT)
+    assert "stale lowstate" in t.reason
+    stale = ctl.cfg.safety.stale_state_s
+    assert wait_for(lambda: t.tick - 1 in tick_times, 1.0)
+    # the first tick that saw a stale state damped: the tick before still had a fresh one
+    assert t.time - last_state > stale >= tick_times[t.tick - 1] - last_state
+    assert np.all(ctl.cmd.kp == 0) and np.all(ctl.cmd.kd == ctl.cfg.damping.kd)
+
+
+def test_estop_service_and_joystick(controller):
+    from unitree_sdk2py.core.channel import ChannelPublisher
+    from unitree_sdk2py.idl.unitree_go.msg.dds_ import WirelessController_
+    ctl = controller
+    ctl.enable()
+    assert wait_for(lambda: ctl.mode == Mode.STAND_UP, 1.0)
+    time.sleep(0.3)
+    k0 = ctl.tick_index
+    ctl.estop("test")
+    assert wait_for(lambda: ctl.mode == Mode.DAMP, 1.0)
+    t = transitions_to(ctl, Mode.DAMP)[-1]
+    assert t.reason == "e-stop (test)" and t.tick <= k0 + 1  # the next tick damps
+    # joystick: B pressed on the remote
+    ctl.enable()
+    assert wait_for(lambda: ctl.mode == Mode.STAND_UP, 1.0)
+    pub = ChannelPublisher("rt/wirelesscontroller", WirelessController_)
+    pub.Init()
+    pub.Write(WirelessController_(0.0, 0.0, 0.0, 0.0, 1 << 9))
+    assert wait_for(lambda: ctl.joy.keys != 0, 1.0)  # the tick that first read the key...
+    k0 = ctl.tick_index
+    assert wait_for(lambda: ctl.mode == Mode.DAMP, 1.0)
+    t = transitions_to(ctl, Mode.DAMP)[-1]
+    assert t.reason == "e-stop (joystick)" and t.tick < k0  # ...is the tick that damped
+    pub.Write(WirelessController_(0.0, 0.0, 0.0, 0.0, 0))
+
+
+def test_poisoned_actors_refused_old_keeps_running(controller):
+    ctl = controller
+    good = ctl.submit_actor(const_blob(0.0, "good")).wait(5)
+    assert good.accepted, good.reason
+    ctl.enable()
+    assert wait_for(lambda: ctl.mode == Mode.RUN, 4.0), ctl.supervisor.reason
+    spec = get_spec("go2-wtw")
+    nan = const_blob(0.0, "nan")
+    nan.params[5] = np.nan
+    huge = const_blob(1e3, "huge")
+    wrong = const_blob(0.0, "wrong-spec", locomotion_spec(hidden=(64, 32), name="small"))
+    module_wrong_out = torch.nn.Sequential(torch.nn.Linear(spec.obs_dim, 5))  # no spec; wrong output width
+    results = {g: ctl.submit_actor(a, generation_id=g).wait(5)
+               for g, a in (("nan", nan), ("huge", huge), ("wrong-spec", wrong), ("bad-module", module_wrong_out))}
+    for g, r in results.items():
+        assert not r.accepted, g
+    assert "NaN" in results["nan"].reason
+    assert "exceeds the bound" in results["huge"].reason
+    assert "spec mismatch" in results["wrong-spec"].reason
+    assert "outputs shape" in results["bad-module"].reason
+    time.sleep(0.3)
+    assert ctl.mode == Mode.RUN and ctl.active_generation == "good"
+    assert ctl.counters["refused"] == 4 and ctl.counters["faults"] == 0
+    # revert on command: back to the previous actor
+    assert ctl.submit_actor(const_blob(0.05, "second")).wait(5).accepted
+    r = ctl.revert().wait(1)
+    assert r.accepted and r.generation_id == "good" and ctl.active_generation == "good"
+    assert ctl.mode == Mode.RUN
+
+
+def test_100_hot_swaps_land_on_tick_boundaries(controller):
+    ctl = controller
+    records = []
+    ctl.add_tick_listener(records.append)
+    assert ctl.submit_actor(const_blob(0.0, "g0")).wait(5).accepted
+    ctl.enable()
+    assert wait_for(lambda: ctl.mode == Mode.RUN, 4.0), ctl.supervisor.reason
+    missed0 = ctl.missed_ticks
+    values = {"g0": 0.0}
+    results = []
+    for k in range(1, 101):
+        v = 0.02 * ((k % 7) - 3)  # distinct, small, on both sides of 0
+        gid = f"g{k}"
+        values[gid] = v
+        r = ctl.submit_actor(const_blob(v, gid)).wait(5)
+        assert r.accepted, r.reason
+        results.append(r)
+    time.sleep(0.2)
+    assert ctl.mode == Mode.RUN and ctl.counters["faults"] == 0
+    assert ctl.missed_ticks == missed0 == 0
+    run = [r for r in records if r.mode == "RUN"]
+    ticks = [r.tick for r in records]
+    assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), "a tick was skipped"
+    # every RUN tick's action is exactly the active actor's constant: no tick mixed two actors
+    for r in run:
+        assert np.allclose(r.action, values[r.generation_id]), (r.tick, r.generation_id)
+    # each swap became active on the tick it reported, and the tick before ran the previous actor
+    by_tick = {r.tick: r.generation_id for r in run}
+    for prev, r in zip([None] + results[:-1], results):
+        assert by_tick[r.active_tick] == r.generation_id
+        if prev is not None and r.active_tick - 1 in by_tick:
+            assert by_tick[r.active_tick - 1] == prev.generation_id
+    lat = np.array([r.latency_s for r in results])
+    assert lat.max() < 0.1, lat.max()

@@ -1,0 +1,172 @@
+"""Go2 controller node in the launched graph (backend sim: MuJoCo Go2 behind a loopback DDS bridge):
+actor blobs in (malformed ones reported, never fatal), hot-swap, executed steps out, revert,
+and a generated actor reaching the controller."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from maa_core import prompts
+from maa_core.actor_io import ActorBlob
+from maa_core.specs import get_spec
+from maa_core.trajectory import Trajectory
+
+REPO = Path(__file__).resolve().parents[1]
+ROS_DOMAIN = 100 + os.getpid() % 50      # ROS (fastrtps) domain of this module
+DDS_DOMAIN = 231 + os.getpid() % 0x10    # Unitree (cyclone) domain of the simulated robot
+ERROR = b"\x02"
+
+
+def const_blob(value, gid, spec="go2-wtw"):
+    spec = get_spec(spec)
+    params = np.zeros(spec.num_params, np.float32)
+    params[-spec.act_dim:] = value  # action-head bias: the same action whatever the input
+    return ActorBlob(spec, params, generation_id=gid, prompt_id="test")
+
+
+@pytest.fixture(scope="module")
+def go2_graph(tmp_path_factory, shared_dir):
+    import torch
+    from maa_core.pipeline import PolicyGenerator
+    from maa_ros.client import GraphClient
+    wtw = shared_dir / "wtw"
+    if not (wtw / "adaptation_module_latest.jit").is_file():
+        pytest.skip(f"{wtw}: no walk-these-ways run")
+    d = tmp_path_factory.mktemp("maa_ros_go2")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    gen = PolicyGenerator.untrained("go2-wtw", preset="tiny", device="cpu")
+    torch.set_num_threads(threads)
+    gen.save_pretrained(d / "gen")
+    cfg = yaml.safe_load((REPO / "config" / "go2.yaml").read_text())
+    cfg["maa_generator"]["ros__parameters"].update(num_candidates=2)
+    cfg["maa_go2_controller"]["ros__parameters"].update(dds_domain=DDS_DOMAIN, max_actor_bytes=6_000_000)
+    (d / "params.yaml").write_text(yaml.safe_dump(cfg))
+    old = os.environ.get("ROS_DOMAIN_ID")
+    os.environ["ROS_DOMAIN_ID"] = str(ROS_DOMAIN)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    log = d / "launch.log"
+    proc = subprocess.Popen([sys.executable, "-m", "maa_ros.launcher", "launch", "go2_generate", "backend:=sim",
+                             f"wtw_run_dir:={wtw}", f"generator_dir:={d / 'gen'}", f"config:={d / 'params.yaml'}",
+                             "recorder:=false"], env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=REPO)
+    client = GraphClient("maa_test_go2", subscribe_actor=False)
+    from std_msgs.msg import String, UInt8MultiArray
+    from maa_ros import qos
+    gens = []
+    client.node.create_subscription(String, "maa/go2/active_generation", lambda m: gens.append(m.data), qos.LATCHED)
+    client.subscribe_prompts("maa/go2/steps")
+    actor_pub = client.node.create_publisher(UInt8MultiArray, "maa/actor", qos.ACTOR)
+    st = client.wait_diagnostic(lambda s: s.name == "maa_ros/maa_go2_controller" and "controller" in s.message, 90)
+    assert st is not None and "controller running" in st.message, log.read_text()[-3000:]
+    yield {"client": client, "gens": gens, "actor_pub": actor_pub, "log": log, "gen_spec": gen.spec,
+           "gen_dims": (gen.obs_dim, gen.act_dim), "T": gen.prompt_length}
+    try:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(40) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        client.close()
+        if old is None:
+            os.environ.pop("ROS_DOMAIN_ID")
+        else:
+            os.environ["ROS_DOMAIN_ID"] = old
+
+
+def controller_status(c, pred, timeout=30, since=0):
+    def p(s):
+        return s.name == "maa_ros/maa_go2_controller" and pred(s)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with c.lock:
+            hits = [s for s in c.diagnostics[since:] if p(s)]
+        if hits:
+            return hits[0]
+        time.sleep(0.05)
+    return None
+
+
+def publish_actor(g, data: bytes):
+    from maa_ros.messages import actor_to_msg
+    g["actor_pub"].publish(actor_to_msg(data))
+
+
+def malformed_blobs():
+    good = const_blob(0.1, "bad").to_bytes()
+    nan = bytearray(good)
+    nan[-4:] = np.array([np.nan], np.float32).tobytes()
+    spec = get_spec("go2-wtw")
+    wrong_shape = ActorBlob(spec, np.zeros(10, np.float32), "bad").to_bytes()
+    return {
+        "truncated": (good[:-1000], "not a valid safetensors"),
+        "nan": (bytes(nan), "NaN|checksum"),
+        "wrong spec": (const_blob(0.1, "bad", "metaworld-sac").to_bytes(), "policy spec mismatch"),
+        "oversized": (good + b"\x00" * 1_100_000, "exceeds the limit"),
+        "wrong shape": (wrong_shape, "params have shape"),
+    }
+
+
+def test_malformed_actor_blobs_are_reported_and_never_fatal(go2_graph):
+    g, c = go2_graph, go2_graph["client"]
+    end = time.monotonic() + 20
+    while time.monotonic() < end and g["actor_pub"].get_subscription_count() < 1:  # the controller
+        time.sleep(0.05)
+    for name, (data, words) in malformed_blobs().items():
+        since = len(c.diagnostics)
+        publish_actor(g, data)
+        st = controller_status(c, lambda s: s.level == ERROR and any(w in s.message for w in words.split("|")), 30, since)
+        assert st is not None, (name, [s.message for s in c.diagnostics[since:]], g["log"].read_text()[-2000:])
+        assert "\n" not in st.message
+    # the node is alive and swaps a good actor
+    publish_actor(g, const_blob(0.05, "good-1").to_bytes())
+    assert controller_status(c, lambda s: "good-1 active" in s.message, 30) is not None
+    end = time.monotonic() + 10
+    while time.monotonic() < end and (not g["gens"] or g["gens"][-1] != "good-1"):
+        time.sleep(0.05)
+    assert g["gens"][-1] == "good-1"
+
+
+def test_enable_runs_the_actor_and_publishes_executed_steps_then_revert(go2_graph):
+    g, c = go2_graph, go2_graph["client"]
+    publish_actor(g, const_blob(0.0, "good-2").to_bytes())
+    assert controller_status(c, lambda s: "good-2 active" in s.message, 30) is not None
+    r = c.set_bool("/maa_go2_controller/enable", True)
+    assert r.success, r.message
+    end = time.monotonic() + 30
+    while time.monotonic() < end and len(c.prompts["maa/go2/steps"]) < 5:
+        time.sleep(0.1)
+    with c.lock:
+        steps = [prompts.from_message(m) for m in c.prompts["maa/go2/steps"]]
+    assert len(steps) >= 5, g["log"].read_text()[-2000:]
+    assert steps[-1].states.shape == (1, 70) and steps[-1].actions.shape == (1, 12)
+    assert np.allclose(steps[-1].actions, 0.0)  # the active const actor's action
+    r = c.call("/maa_go2_controller/revert")
+    assert r.success and "good-1" in r.message, r.message
+    end = time.monotonic() + 10
+    while time.monotonic() < end and g["gens"][-1] != "good-1":
+        time.sleep(0.05)
+    assert g["gens"][-1] == "good-1"
+    assert c.set_bool("/maa_go2_controller/enable", False).success
+
+
+def test_generated_actor_reaches_the_controller(go2_graph):
+    g, c = go2_graph, go2_graph["client"]
+    obs, act = g["gen_dims"]
+    r = np.random.default_rng(0)
+    t = Trajectory(r.normal(size=(g["T"], obs)) * 0.1, r.normal(size=(g["T"], act)) * 0.1)
+    since = len(c.diagnostics)
+    assert c.wait_for_subscribers(1, 20)
+    c.publish_prompt(t)
+    gen_st = c.wait_diagnostic(lambda s: s.name == "maa_ros/maa_generator" and "published actor" in s.message
+                               and prompts.prompt_id(t) in s.message, 60)
+    assert gen_st is not None, g["log"].read_text()[-2000:]
+    gid = gen_st.message.split()[2]
+    # the controller decides on it: swapped in, or refused by its canary check (an untrained generator)
+    st = controller_status(c, lambda s: gid in s.message and ("active" in s.message or "refused" in s.message), 60, since)
+    assert st is not None, g["log"].read_text()[-2000:]

@@ -1,0 +1,281 @@
+"""The maa_ros graph as separate processes (`maa-ros launch go2_generate`), real rclpy, isolated
+ROS_DOMAIN_ID: bag prompts -> actors, topic prompts -> actors, late joiners, malformed input,
+services, prompt recorder, launcher shutdown and node-death reporting."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from maa_core import prompts
+from maa_core.actor_io import ActorBlob
+from maa_core.trajectory import Trajectory
+
+REPO = Path(__file__).resolve().parents[1]
+DOMAIN = 150 + os.getpid() % 50  # this module's own domain (conftest's default is for the session)
+
+
+@pytest.fixture(scope="module")
+def ros_env():
+    old = os.environ.get("ROS_DOMAIN_ID")
+    os.environ["ROS_DOMAIN_ID"] = str(DOMAIN)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    yield {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    if old is None:
+        os.environ.pop("ROS_DOMAIN_ID")
+    else:
+        os.environ["ROS_DOMAIN_ID"] = old
+
+
+def make_traj(gen_dims, T, seed, success=True):
+    obs, act = gen_dims
+    r = np.random.default_rng(seed)
+    return Trajectory(r.normal(size=(T, obs)), np.tanh(r.normal(size=(T, act))), (np.arange(T) >= T // 2) if success else None)
+
+
+@pytest.fixture(scope="module")
+def setup_dir(tmp_path_factory):
+    import torch
+    from maa_core.pipeline import PolicyGenerator
+    d = tmp_path_factory.mktemp("maa_ros_graph")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    gen = PolicyGenerator.untrained("metaworld-sac", preset="tiny", device="cpu")
+    torch.set_num_threads(threads)
+    gen.save_pretrained(d / "gen")
+    info = {"dir": d, "spec": gen.spec, "T": gen.prompt_length, "dims": (gen.obs_dim, gen.act_dim)}
+    cfg = yaml.safe_load((REPO / "config" / "go2.yaml").read_text())
+    cfg["maa_generator"]["ros__parameters"].update(num_candidates=3, max_prompt_values=20000)
+    cfg["maa_bag_player"]["ros__parameters"].update(rate=20.0, wait_for_subscribers=2)
+    cfg["maa_prompt_recorder"]["ros__parameters"].update(window=info["T"], stride=info["T"], save_dir=str(d / "saved"))
+    (d / "params.yaml").write_text(yaml.safe_dump(cfg))
+    info["bag_items"] = [make_traj(info["dims"], info["T"] + i, seed=i, success=i % 2 == 0) for i in range(2)]
+    prompts.write_prompts_to_bag(d / "bag_sqlite3", info["bag_items"], storage="sqlite3")
+    info["mcap_items"] = [make_traj(info["dims"], info["T"], seed=10 + i) for i in range(2)]
+    prompts.write_prompts_to_bag(d / "bag_mcap", info["mcap_items"], storage="mcap", topic="/recorded")
+    return info
+
+
+def start_launch(env, log: Path, *args):
+    cmd = [sys.executable, "-m", "maa_ros.launcher", "launch", "go2_generate", "--grace", "10", *args]
+    return subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def graph(ros_env, setup_dir):
+    from maa_ros.client import GraphClient
+    d = setup_dir["dir"]
+    client = GraphClient("maa_test_client")
+    client.subscribe_prompts("maa/prompt")
+    client.subscribe_prompts("maa/recorded_prompts")
+    log = d / "launch.log"
+    proc = start_launch(ros_env, log, f"generator_dir:={d / 'gen'}", f"prompt_bag:={d / 'bag_sqlite3'}",
+                        f"config:={d / 'params.yaml'}", "controller:=false")
+    yield {**setup_dir, "client": client, "proc": proc, "log": log}
+    try:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        rc = proc.wait(30)
+        text = log.read_text()
+        assert rc == 0, text[-3000:]
+        assert "stopped (SIGINT)" in text and "still running" not in text
+        pids = [int(p) for p in re.findall(r"started \w+ \(pid (\d+)\)", text)]
+        assert pids and all(not Path(f"/proc/{p}").exists() for p in pids)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        client.close()
+
+
+def decoded(actors):
+    return [ActorBlob.from_bytes(b) for _, b in actors]  # verifies format, NaN and checksum
+
+
+def generator_errors(client, since=0):
+    with client.lock:
+        return [s for s in client.diagnostics[since:] if s.name == "maa_ros/maa_generator" and s.level == b"\x02"]
+
+
+def test_bag_replays_into_identical_prompts_and_actors(graph):
+    c = graph["client"]
+    actors = c.wait_actors(2, timeout=60)
+    assert len(actors) >= 2, graph["log"].read_text()[-3000:]
+    with c.lock:
+        got = [prompts.from_message(m) for m in c.prompts["maa/prompt"]]
+    for want, g in zip(graph["bag_items"], got):
+        assert np.array_equal(want.states, g.states) and np.array_equal(want.actions, g.actions)
+        assert (want.success is None and g.success is None) or np.array_equal(want.success, g.success)
+    blobs = decoded(actors[:2])
+    assert [b.prompt_id for b in blobs] == [prompts.prompt_id(t) for t in graph["bag_items"]]
+    for b in blobs:
+        graph["spec"].check_compatible(b.spec)
+        assert b.actor().act(np.zeros((1, graph["spec"].obs_dim), np.float32)).shape == (1, graph["spec"].act_dim)
+
+
+def test_mcap_bag_replays_through_play_service(graph):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    c = graph["client"]
+    with c.lock:
+        n0 = len(c.prompts["maa/prompt"])
+    req = SetParameters.Request(parameters=[
+        Parameter(name="bag", value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(graph["dir"] / "bag_mcap"))),
+        Parameter(name="topic", value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="/recorded"))])
+    assert all(r.successful for r in c.call("/maa_bag_player/set_parameters", req, SetParameters).results)
+    assert c.call("/maa_bag_player/play").success
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(c.prompts["maa/prompt"]) < n0 + 2:
+        time.sleep(0.05)
+    with c.lock:
+        got = [prompts.from_message(m) for m in c.prompts["maa/prompt"][n0:]]
+    assert len(got) == 2
+    for want, g in zip(graph["mcap_items"], got):
+        assert np.array_equal(want.states, g.states) and np.array_equal(want.success, g.success)
+
+
+def test_prompt_on_topic_yields_actor_with_spec_and_checksum(graph):
+    c = graph["client"]
+    n = len(c.wait_actors(4, timeout=30))
+    t = make_traj(graph["dims"], graph["T"] + 3, seed=99)
+    c.publish_prompt(t)
+    actors = c.wait_actors(n + 1, timeout=30)
+    assert len(actors) == n + 1
+    blob = decoded(actors[-1:])[0]
+    assert blob.prompt_id == prompts.prompt_id(t) and blob.generation_id.startswith("maa_generator-")
+    graph["spec"].check_compatible(blob.spec)
+    st = c.wait_diagnostic(lambda s: s.name == "maa_ros/maa_generator" and blob.generation_id in s.message)
+    assert {kv.key: kv.value for kv in st.values}["checksum"] == blob.checksum
+
+
+def test_late_joiner_receives_the_current_actor(graph):
+    from maa_ros.client import GraphClient
+    last = graph["client"].wait_actors(5, timeout=30)[-1][1]
+    late = GraphClient("maa_test_late")
+    try:
+        got = late.wait_actors(1, timeout=20)
+        time.sleep(0.5)
+        assert len(late.actors) == 1 and got[0][1] == last
+    finally:
+        late.close()
+
+
+def bad_prompt_messages(dims, T):
+    from maa_ros.messages import prompt_to_msg
+    good = lambda **kw: prompt_to_msg(make_traj(dims, T, seed=5, **kw))  # noqa: E731
+    wrong_shape = prompt_to_msg(make_traj((dims[0] + 1, dims[1]), T, seed=5))
+    nan = good()
+    nan.data[7] = float("nan")
+    truncated = good()
+    truncated.data = truncated.data[:-3]
+    oversized = prompt_to_msg(make_traj(dims, 600, seed=5))  # 600 x 44 > max_prompt_values 20000
+    short = prompt_to_msg(make_traj(dims, T - 1, seed=5))
+    labels = good()
+    labels.layout.dim[0].label = "time"
+    return {"states have": wrong_shape, "NaN": nan, "values, layout says": truncated,
+            "exceeds the limit": oversized, "needs at least": short, "layout labels": labels}
+
+
+def test_malformed_prompts_are_reported_and_the_node_keeps_working(graph):
+    c = graph["client"]
+    n_actors = len(c.wait_actors(5, timeout=30))
+    with c.lock:
+        since = len(c.diagnostics)
+    cases = bad_prompt_messages(graph["dims"], graph["T"])
+    for msg in cases.values():
+        c.publish_prompt(msg)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        msgs = [s.message for s in generator_errors(c, since)]
+        if all(any(w in m for m in msgs) for w in cases):
+            break
+        time.sleep(0.1)
+    msgs = [s.message for s in generator_errors(c, since)]
+    for words in cases:
+        assert any(words in m for m in msgs), (words, msgs)
+    assert all("\n" not in m for m in msgs)
+    t = make_traj(graph["dims"], graph["T"], seed=123)
+    c.publish_prompt(t)
+    actors = c.wait_actors(n_actors + 1, timeout=30)
+    assert len(actors) == n_actors + 1 and decoded(actors[-1:])[0].prompt_id == prompts.prompt_id(t)
+
+
+def test_generate_now_and_revert(graph):
+    c = graph["client"]
+    n = len(c.wait_actors(6, timeout=30))
+    before = decoded(c.actors[-1:])[0]
+    r = c.call("/maa_generator/generate_now")
+    assert r.success, r.message
+    after = decoded(c.wait_actors(n + 1, timeout=30)[-1:])[0]
+    assert after.prompt_id == before.prompt_id and after.checksum != before.checksum  # next seed
+    r = c.call("/maa_generator/revert")
+    assert r.success and before.generation_id in r.message
+    reverted = decoded(c.wait_actors(n + 2, timeout=30)[-1:])[0]
+    assert reverted.generation_id == before.generation_id and reverted.checksum == before.checksum
+
+
+def test_prompt_recorder_windows_send_and_save(graph):
+    from maa_ros.messages import prompt_to_msg
+    from std_msgs.msg import Float32MultiArray
+    from maa_ros import qos
+    c = graph["client"]
+    T = graph["T"]
+    steps_pub = c.node.create_publisher(Float32MultiArray, "maa/go2/steps", qos.STATE)
+    assert _wait(lambda: steps_pub.get_subscription_count() >= 1, 20)
+    t = make_traj(graph["dims"], 3 * T, seed=7)
+    since = len(c.diagnostics)
+    bad = prompt_to_msg(make_traj(graph["dims"], 1, seed=8))
+    bad.layout.dim[2].size = 99
+    steps_pub.publish(bad)
+    for i in range(len(t)):
+        steps_pub.publish(prompt_to_msg(Trajectory(t.states[i:i + 1], t.actions[i:i + 1], t.success[i:i + 1])))
+        time.sleep(0.005)
+    assert _wait(lambda: len(c.prompts["maa/recorded_prompts"]) >= 2, 20)
+    rec = c.wait_diagnostic(lambda s: s.name == "maa_ros/maa_prompt_recorder" and s.level == b"\x02", 10)
+    assert rec is not None and "step:" in rec.message
+    with c.lock:
+        windows = [prompts.from_message(m) for m in c.prompts["maa/recorded_prompts"]]
+    assert all(len(w) == T for w in windows)
+    n = len(c.actors)
+    r = c.call("/maa_prompt_recorder/send_prompt")
+    assert r.success, r.message
+    blob = decoded(c.wait_actors(n + 1, timeout=30)[-1:])[0]
+    assert blob.prompt_id == prompts.prompt_id(windows[-1])
+    r = c.call("/maa_prompt_recorder/save")
+    assert r.success, r.message
+    saved = prompts.read_prompts_from_bag(r.message.split(" to ")[-1])
+    assert [p for p, _ in saved] == [prompts.prompt_id(w) for w in windows]
+    c.node.destroy_publisher(steps_pub)
+    del since
+
+
+def test_launcher_reports_a_dead_required_node(ros_env, setup_dir, tmp_path):
+    env = {**ros_env, "ROS_DOMAIN_ID": str(DOMAIN + 50)}
+    log = tmp_path / "launch.log"
+    proc = start_launch(env, log, f"generator_dir:={setup_dir['dir'] / 'gen'}", "controller:=false")
+    try:
+        assert _wait(lambda: len(re.findall(r"started \w+ \(pid (\d+)\)", log.read_text())) == 2, 30)
+        pids = dict(re.findall(r"started (\w+) \(pid (\d+)\)", log.read_text()))
+        time.sleep(1.0)
+        os.kill(int(pids["maa_generator"]), signal.SIGKILL)
+        assert proc.wait(30) == 1
+        text = log.read_text()
+        assert "node maa_generator exited with code -9 (required: shutting down)" in text
+        assert not Path(f"/proc/{pids['maa_prompt_recorder']}").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _wait(cond, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return bool(cond())

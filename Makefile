@@ -1,6 +1,8 @@
 # Two commands: `make demo` and `make test`. Both set up .venv first (idempotent).
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
+# MetaWorld's scripted policies warn on every construction; keep the demo's output readable
+export PYTHONWARNINGS := ignore::UserWarning,ignore::DeprecationWarning
 
 .PHONY: setup demo test bench clean
 

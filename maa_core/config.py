@@ -42,10 +42,13 @@ class DiffusionConfig:
     channels: tuple[int, ...] = (32, 64)  # U-Net widths per resolution level
     kernel_size: int = 3
     step_embed_dim: int = 64  # sinusoidal diffusion-step embedding size (paper: 128)
+    pos_channels: int = 8  # learned position channels concatenated to the latent (see models/unet.py)
     num_train_timesteps: int = 1000
     num_inference_steps: int = 10  # DDIM steps (paper: 10)
     beta_schedule: str = "squaredcos_cap_v2"
-    prediction_type: str = "epsilon"  # or "sample", "v_prediction"
+    # "sample" (predict the clean latent): on a two-mode toy it lands 0.09 from the mode where "epsilon" lands
+    # 3.7 away (same budget); policy latents are few-mode data of exactly this kind
+    prediction_type: str = "sample"  # or "epsilon", "v_prediction"
     clip_sample: bool = False
     ema_decay: float = 0.999
 

@@ -61,7 +61,8 @@ class PolicyGenerator:
         self.autoencoder = ParameterAutoencoder(spec, config.autoencoder)
         self.embedding = BehaviorEmbedding(obs_dim, act_dim, config.embedding)
         self.unet = ConditionalUnet1D(self.autoencoder.num_tokens, config.autoencoder.token_dim, config.embedding.cond_dim,
-                                      config.diffusion.channels, config.diffusion.kernel_size, config.diffusion.step_embed_dim)
+                                      config.diffusion.channels, config.diffusion.kernel_size, config.diffusion.step_embed_dim,
+                                      config.diffusion.pos_channels)
         self.scheduler = make_scheduler(config)
         self.to(self.device)
 

@@ -51,13 +51,14 @@ class GraphClient:
                 self.actors.append((t, actor_bytes(msg)))
         return self.node.create_subscription(UInt8MultiArray, self.actor_topic, cb, qos.ACTOR)
 
-    def subscribe_prompts(self, topic: str):
+    def subscribe_prompts(self, topic: str, profile=qos.PROMPT):
+        """Keeps every Float32MultiArray of `topic` (use qos.STATE for best-effort step streams)."""
         self.prompts.setdefault(topic, [])
 
         def cb(msg):
             with self.lock:
                 self.prompts[topic].append(msg)
-        return self.node.create_subscription(Float32MultiArray, topic, cb, qos.PROMPT)
+        return self.node.create_subscription(Float32MultiArray, topic, cb, profile)
 
     def _on_diag(self, msg: DiagnosticArray) -> None:
         with self.lock:
@@ -112,6 +113,23 @@ class GraphClient:
         self._thread.join(2.0)
         self.executor.shutdown()
         self.node.destroy_node()
+
+
+def untrained_generator(spec: str, preset: str = "tiny", folder=None):
+    """PolicyGenerator with random weights (wiring tests, benchmarks), built on one torch thread
+    (on a small shared CPU more threads only spin), saved to `folder` when given."""
+    import torch
+
+    from maa_core.pipeline import PolicyGenerator
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        gen = PolicyGenerator.untrained(spec, preset=preset, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    if folder is not None:
+        gen.save_pretrained(folder)
+    return gen
 
 
 def _wait(cond, timeout: float, period: float = 0.02) -> bool:

@@ -11,61 +11,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-import torch
-
 from maa_core.actor_io import ActorBlob
 from maa_core.errors import MaaError, check
-from maa_core.specs import PolicySpec
 from maa_core.trajectory import Trajectory
 
-
-@dataclass
-class Screening:
-    """Per-candidate verdicts. Valid: finite parameters, finite actions on the prompt's states
-    within `max_abs_action`. Score: agreement with the prompt's actions (negative MSE), or the
-    simulator return when a rollout function is configured. The best valid candidate wins."""
-
-    valid: np.ndarray  # (K,) bool
-    score: np.ndarray  # (K,) float, -inf where invalid
-    reasons: list[str]
-
-    @property
-    def best(self) -> int:
-        return int(np.argmax(self.score)) if self.valid.any() else -1
-
-
-def screen(spec: PolicySpec, params: np.ndarray, prompt: Trajectory, max_abs_action: float,
-           rollout: Callable | None = None) -> Screening:
-    K = params.shape[0]
-    valid, score, reasons = np.zeros(K, bool), np.full(K, -np.inf), []
-    states = torch.as_tensor(prompt.states, dtype=torch.float32)
-    obs_ok = states.shape[1] == spec.obs_dim  # prompt states may differ from the actor's input (e.g. Go2 history)
-    for k in range(K):
-        p = params[k]
-        if not np.isfinite(p).all():
-            reasons.append("non-finite parameters")
-            continue
-        if not obs_ok:
-            valid[k], score[k] = True, 0.0
-            reasons.append("ok (prompt states are not actor inputs: not ranked)")
-            continue
-        with torch.no_grad():
-            act = spec.unflatten(p)(states).numpy()
-        if not np.isfinite(act).all():
-            reasons.append("non-finite actions on the prompt states")
-            continue
-        peak = float(np.abs(act).max())
-        if peak > max_abs_action:
-            reasons.append(f"action magnitude {peak:.3g} > {max_abs_action:g}")
-            continue
-        valid[k] = True
-        score[k] = -float(np.mean((act - prompt.actions) ** 2)) if act.shape == prompt.actions.shape else 0.0
-        reasons.append("ok")
-    if rollout is not None:
-        for k in np.flatnonzero(valid):
-            score[k] = float(rollout(spec.unflatten(params[k])))
-    return Screening(valid, score, reasons)
+from .screening import Screening, screen
 
 
 @dataclass
@@ -143,13 +93,13 @@ class _Job:
 
 
 class Worker:
-    """One background thread running `Engine.generate`. `submit` never blocks: when a job is
-    already waiting, the newer prompt replaces it (the superseded id is returned).
-    `on_done(result_or_exception)` is called from the worker thread."""
+    """One background thread running `Engine.generate` on prompts in arrival order. `submit` never
+    blocks: when `max_pending` prompts already wait, the oldest waiting one is dropped (its id is
+    returned). `on_done(result_or_exception)` is called from the worker thread."""
 
-    def __init__(self, engine: Engine, on_done: Callable[[object], None]):
+    def __init__(self, engine: Engine, on_done: Callable[[object], None], max_pending: int = 4):
         self.engine, self.on_done = engine, on_done
-        self._q: queue.Queue = queue.Queue(maxsize=1)
+        self._q: queue.Queue = queue.Queue(maxsize=max(1, max_pending))
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.busy = False
@@ -160,10 +110,11 @@ class Worker:
         job = _Job(prompt_id, traj, received_at if received_at is not None else time.monotonic())
         dropped = None
         with self._lock:
-            try:
-                dropped = self._q.get_nowait().prompt_id
-            except queue.Empty:
-                pass
+            if self._q.full():
+                try:
+                    dropped = self._q.get_nowait().prompt_id
+                except queue.Empty:  # the worker took it meanwhile
+                    pass
             self._q.put_nowait(job)
         return dropped
 

@@ -5,23 +5,27 @@ Publishes   <actor_topic>   std_msgs/UInt8MultiArray    (reliable, transient-loc
             /diagnostics    diagnostic_msgs/DiagnosticArray
 Services    ~/generate_now  std_srvs/Trigger  regenerate from the last good prompt (next seed)
             ~/revert        std_srvs/Trigger  republish the previous actor
-Generation runs in a worker thread; results come back to the executor through a guard condition.
+Generation runs in a worker thread; results come back to the executor through a guard condition
+(with a 50 ms polling timer as a backstop).
 """
 from __future__ import annotations
 
 import queue
 import time
 
+import numpy as np
 from std_msgs.msg import Float32MultiArray, UInt8MultiArray
 from std_srvs.srv import Trigger
 
 from maa_core import prompts
 from maa_core.errors import MaaError
+from maa_core.trajectory import Trajectory
 
 from . import qos
 from .generation import ActorHistory, Engine, Generated, Worker
 from .messages import actor_to_msg, prompt_from_msg
 from .node_util import MaaNode, run
+from .screening import make_rollout
 
 
 class GeneratorNode(MaaNode):
@@ -34,11 +38,16 @@ class GeneratorNode(MaaNode):
         self.last_prompt = None  # (prompt_id, Trajectory) of the last accepted prompt
         self._results: queue.Queue = queue.Queue()
         self._gc = self.create_guard_condition(self._drain_results)
+        # backstop: a guard-condition trigger from another thread can be missed by some RMWs' wait
+        # sets; a slow timer bounds the delay of a result waiting in the queue
+        self.create_timer(0.05, self._drain_results)
         self.actor_pub = self.create_publisher(UInt8MultiArray, self.param("actor_topic"), qos.ACTOR)
-        self.create_subscription(Float32MultiArray, self.param("prompt_topic"), self._on_prompt, qos.PROMPT)
         self.create_service(Trigger, "~/generate_now", self._on_generate_now)
         self.create_service(Trigger, "~/revert", self._on_revert)
         self._load()
+        # subscribed once loaded: a publisher that waits for a subscriber (bag player) waits for a ready
+        # generator; without a generator, prompts are still taken and answered with an error status
+        self.create_subscription(Float32MultiArray, self.param("prompt_topic"), self._on_prompt, qos.PROMPT)
 
     def _load(self) -> None:
         folder = self.param("generator_dir")
@@ -54,21 +63,28 @@ class GeneratorNode(MaaNode):
         except MaaError as e:
             self.health.error(f"generator_dir: {e}")
             return
+        rollout = None
+        if self.param("sim_screen") and self.param("screen"):
+            try:
+                rollout = make_rollout(self.param("sim_screen"), self.param("sim_screen_steps"), gen.spec,
+                                       self.param("wtw_run_dir"))
+            except MaaError as e:
+                self.health.error(f"{e}; screening without simulator")
         self.engine = Engine(gen, self.param("num_candidates"), self.param("seed"), self.param("screen"),
-                             self.param("max_abs_action"), rollout=None, name=self.get_name())
-        self._warm_up(gen)
-        self.worker = Worker(self.engine, self._on_result)
+                             self.param("max_abs_action"), rollout=rollout, name=self.get_name())
+        try:
+            self._warm_up(gen)
+        except MaaError as e:
+            self.health.error(f"warm-up generation failed: {e}")
+        self.worker = Worker(self.engine, self._on_result, self.param("max_pending"))
+        sim = f"; screening with {self.param('sim_screen_steps')}-step rollouts in {self.param('sim_screen')}" \
+            if rollout is not None else ""
         self.health.ok(f"ready: {gen.spec.name} generator, prompts of >= {gen.prompt_length} steps "
-                       f"x ({gen.obs_dim} state + {gen.act_dim} action) dims",
+                       f"x ({gen.obs_dim} state + {gen.act_dim} action) dims{sim}",
                        spec=gen.spec.name, prompt_length=gen.prompt_length, obs_dim=gen.obs_dim, act_dim=gen.act_dim)
-        if self.param("sim_screen"):
-            self.health.warn(f"sim_screen {self.param('sim_screen')!r}: simulator rollout screening is not available "
-                             "in this build; screening by validity and prompt agreement only")
 
     def _warm_up(self, gen) -> None:
         """One throw-away generation, so the first real prompt does not pay for lazy initialisation."""
-        import numpy as np
-        from maa_core.trajectory import Trajectory
         T = gen.prompt_length
         gen.generate([Trajectory(np.zeros((T, gen.obs_dim)), np.zeros((T, gen.act_dim)), np.arange(T) >= T // 2)],
                      num_policies=self.param("num_candidates"), seed=0)
@@ -93,8 +109,9 @@ class GeneratorNode(MaaNode):
         self.last_prompt = (pid, traj)
         dropped = self.worker.submit(pid, traj, received)
         if dropped:
-            self.health.count("prompts_superseded")
-            self.health.warn(f"prompt {dropped} superseded by {pid} before generation started")
+            self.health.count("prompts_dropped")
+            self.health.warn(f"prompt {dropped} dropped: {self.param('max_pending')} prompts were waiting "
+                             f"for generation when {pid} arrived")
 
     def _on_result(self, result) -> None:  # worker thread
         self._results.put(result)

@@ -82,8 +82,11 @@ class Go2ControllerNode(MaaNode):
             self.robot = Go2DdsRobot(cfg, domain=None if domain < 0 else domain, interface=iface,
                                      release_sport_mode=release).open()
             self.ctl = Controller(cfg, self.robot, wtw)
-        except MaaError as e:
-            self.health.error(f"controller not started: {e}")
+        except Exception as e:  # MaaError, or the DDS/simulator libraries failing to start
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self.health.error(f"controller not started: {msg}")
+            self.close()
+            self.ctl = self.robot = self.bridge = None
             return
         self.ctl.add_event_listener(lambda ev: self._events.put(("event", ev)))
         if self.param("publish_steps"):
@@ -193,7 +196,8 @@ class Go2ControllerNode(MaaNode):
             self.robot.close()
         if self.bridge is not None:
             self.bridge.stop()
-            self._bridge_thread.join(2.0)
+            if self._bridge_thread is not None:
+                self._bridge_thread.join(2.0)
 
 
 def main(args=None) -> int:

@@ -42,9 +42,11 @@ NODE_PARAMETERS: dict[str, dict[str, object]] = {
         "seed": 0,                      # base seed; "generate now" on the same prompt uses seed + attempt
         "screen": True,                 # validity screening (finite params/actions, action bound) + ranking
         "max_abs_action": 10.0,         # a candidate whose actions on the prompt states exceed this is invalid
-        "sim_screen": "",               # "" = no simulator rollout; else a simulator name (see docs/ros.md)
+        "sim_screen": "",               # "" = none; a MetaWorld/Robosuite task, or "go2" (see maa_ros/screening.py)
         "sim_screen_steps": 200,
+        "wtw_run_dir": "",              # sim_screen "go2": walk-these-ways run around the candidates
         "history_size": 5,              # actors kept for revert
+        "max_pending": 4,               # prompts waiting for generation; beyond, the oldest is dropped
         "max_prompt_values": 4194304,   # prompts larger than this many floats are refused
         "prompt_topic": PROMPT_TOPIC,
         "actor_topic": ACTOR_TOPIC,
@@ -77,7 +79,7 @@ NODE_PARAMETERS: dict[str, dict[str, object]] = {
     "maa_go2_controller": {
         "backend": "sim",               # "sim" | "unitree"
         "network_interface": "",        # unitree: NIC connected to the robot
-        "wtw_run_dir": "",              # walk-these-ways run folder: the actor before any generated one
+        "wtw_run_dir": "",              # walk-these-ways run: adaptation module (+ its body as first actor, if any)
         "robot_config": "go2",          # robot constants: "go2" (config/go2_robot.yaml) or a YAML path
         "dds_domain": -1,               # Unitree DDS domain; -1 = robot config's (unitree) or 1 (sim)
         "actor_topic": ACTOR_TOPIC,
@@ -144,8 +146,9 @@ GO2_ARGUMENTS = (
 def go2_generate(args: dict[str, str]) -> list[NodeSpec]:
     a = resolve_arguments(GO2_ARGUMENTS, args)
     cfg = a["config"] or str(config_path("go2.yaml"))
-    nodes = [NodeSpec("maa_generator", "maa_generator", cfg,
-                      {"generator_dir": a["generator_dir"]} if a["generator_dir"] else {}, required=True)]
+    check(Path(cfg).is_file(), f"launch argument config:={cfg}: no such parameter file")
+    over = {k: a[k] for k in ("generator_dir", "wtw_run_dir") if a[k]}
+    nodes = [NodeSpec("maa_generator", "maa_generator", cfg, over, required=True)]
     if _bool(a["controller"]):
         over = {"backend": a["backend"]}
         if a["network_interface"]:

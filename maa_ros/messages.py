@@ -34,7 +34,7 @@ def actor_to_msg(blob: ActorBlob | bytes) -> UInt8MultiArray:
     data = blob.to_bytes() if isinstance(blob, ActorBlob) else bytes(blob)
     msg = UInt8MultiArray()
     msg.layout.dim = [MultiArrayDimension(label=ACTOR_LABEL, size=len(data), stride=len(data))]
-    msg.data = data  # rclpy stores uint8[] as array.array('B')
+    msg.data = array.array("B", data)  # what rclpy stores uint8[] as; avoids a per-element check on Humble
     return msg
 
 

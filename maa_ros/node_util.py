@@ -2,12 +2,12 @@
 reporter on /diagnostics, and a `main` that shuts down cleanly under Humble and Jazzy."""
 from __future__ import annotations
 
-import signal
 import sys
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from . import launch_spec, qos
@@ -83,7 +83,7 @@ class Health:
     def publish(self) -> None:
         st = DiagnosticStatus(level=LEVELS[self.level], name=self.name, message=self.message,
                               hardware_id=self.node.get_fully_qualified_name())
-        kv = {**{k: v for k, v in self.values.items()}, **self.counters}
+        kv = {**self.values, **self.counters}
         st.values = [KeyValue(key=k, value=str(v)) for k, v in sorted(kv.items())]
         msg = DiagnosticArray(status=[st])
         msg.header.stamp = self.node.get_clock().now().to_msg()
@@ -95,19 +95,18 @@ class Health:
 
 def run(node_cls, args=None) -> int:
     """Entry point body: init, spin until SIGINT/SIGTERM or external shutdown, clean up."""
+    # rclpy's own handlers (Humble and Jazzy) turn SIGINT/SIGTERM into a context shutdown, which
+    # ends spin() with ExternalShutdownException (or KeyboardInterrupt); do not replace them.
     rclpy.init(args=args if args is not None else sys.argv)
-    # Humble handles SIGINT only; make SIGTERM end the spin the same way on both distros
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     node = None
     try:
         node = node_cls()
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except Exception as e:  # ExternalShutdownException (Jazzy), or a failure during construction
-        if type(e).__name__ != "ExternalShutdownException":
-            print(f"{node_cls.executable}: error: {e}", file=sys.stderr)
-            return 1
+    except Exception as e:  # a bug, or a failure during construction: one line, exit 1
+        print(f"{node_cls.executable}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
     finally:
         if node is not None:
             try:

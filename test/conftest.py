@@ -10,8 +10,14 @@ SHARED = REPO.parent / "shared"
 
 # ROS 2: keep discovery on this machine and away from other test runs
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(30, 200)))
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 29)))
 os.environ.setdefault("MUJOCO_GL", "egl")
+# Tests start several processes at once (nodes, simulator, controller) on a 2-core machine:
+# one intra-op thread each avoids OpenMP spin-waiting against each other.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -154,3 +154,19 @@ def test_bad_input_and_full_disk(tmp_path, monkeypatch, capsys):
     assert set(before) <= set(mid)
     run_jobs([job, job3], root)
     assert len([k for k in _records(root) if k[0] == "checkpoints"]) == 2
+
+
+def test_ray_runs_the_same_job_code(tmp_path):
+    pytest.importorskip("ray")
+    import ray
+
+    job = Job("reach-wall", 0, "distill", 0, 2, json.dumps({"demos": 1, "prompt_steps": [0, 20]}))
+    run_jobs([job], tmp_path / "inline")
+    try:
+        run_jobs([job], tmp_path / "ray", ray_address="local")
+    finally:
+        ray.shutdown()
+    a, b = _records(tmp_path / "inline"), _records(tmp_path / "ray")
+    assert set(a) == set(b) and len(a) == 2
+    for k in a:
+        np.testing.assert_array_equal(a[k].params, b[k].params)

@@ -18,8 +18,10 @@ from maa_core.specs import get_spec
 from maa_core.trajectory import Trajectory
 
 REPO = Path(__file__).resolve().parents[1]
-ROS_DOMAIN = 100 + os.getpid() % 50      # ROS (fastrtps) domain of this module
-DDS_DOMAIN = 231 + os.getpid() % 0x10    # Unitree (cyclone) domain of the simulated robot
+ROS_DOMAIN = 182 + os.getpid() % 18      # ROS (Fast DDS) domain of this module (test_ros_graph: 102..181)
+# Unitree (cyclone) domain of the simulated robot: shares the RTPS port space with ROS domains, so
+# it stays clear of conftest's ROS range (30..200) and the Go2 tests' cyclone range (201..230)
+DDS_DOMAIN = 5 + os.getpid() % 20
 ERROR = b"\x02"
 
 
@@ -32,20 +34,14 @@ def const_blob(value, gid, spec="go2-wtw"):
 
 @pytest.fixture(scope="module")
 def go2_graph(tmp_path_factory, shared_dir):
-    import torch
-    from maa_core.pipeline import PolicyGenerator
-    from maa_ros.client import GraphClient
+    from maa_ros.client import GraphClient, untrained_generator
     wtw = shared_dir / "wtw"
     if not (wtw / "adaptation_module_latest.jit").is_file():
         pytest.skip(f"{wtw}: no walk-these-ways run")
     d = tmp_path_factory.mktemp("maa_ros_go2")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    gen = PolicyGenerator.untrained("go2-wtw", preset="tiny", device="cpu")
-    torch.set_num_threads(threads)
-    gen.save_pretrained(d / "gen")
+    gen = untrained_generator("go2-wtw", folder=d / "gen")
     cfg = yaml.safe_load((REPO / "config" / "go2.yaml").read_text())
-    cfg["maa_generator"]["ros__parameters"].update(num_candidates=2)
+    cfg["maa_generator"]["ros__parameters"].update(num_candidates=2, screen=False)  # untrained: let the controller judge
     cfg["maa_go2_controller"]["ros__parameters"].update(dds_domain=DDS_DOMAIN, max_actor_bytes=6_000_000)
     (d / "params.yaml").write_text(yaml.safe_dump(cfg))
     old = os.environ.get("ROS_DOMAIN_ID")
@@ -56,19 +52,21 @@ def go2_graph(tmp_path_factory, shared_dir):
                              f"wtw_run_dir:={wtw}", f"generator_dir:={d / 'gen'}", f"config:={d / 'params.yaml'}",
                              "recorder:=false"], env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=REPO)
     client = GraphClient("maa_test_go2", subscribe_actor=False)
-    from std_msgs.msg import String, UInt8MultiArray
-    from maa_ros import qos
-    gens = []
-    client.node.create_subscription(String, "maa/go2/active_generation", lambda m: gens.append(m.data), qos.LATCHED)
-    client.subscribe_prompts("maa/go2/steps")
-    actor_pub = client.node.create_publisher(UInt8MultiArray, "maa/actor", qos.ACTOR)
-    st = client.wait_diagnostic(lambda s: s.name == "maa_ros/maa_go2_controller" and "controller" in s.message, 90)
-    assert st is not None and "controller running" in st.message, log.read_text()[-3000:]
-    yield {"client": client, "gens": gens, "actor_pub": actor_pub, "log": log, "gen_spec": gen.spec,
-           "gen_dims": (gen.obs_dim, gen.act_dim), "T": gen.prompt_length}
     try:
-        proc.send_signal(signal.SIGINT)
+        from std_msgs.msg import String, UInt8MultiArray
+        from maa_ros import qos
+        gens = []
+        client.node.create_subscription(String, "maa/go2/active_generation", lambda m: gens.append(m.data), qos.LATCHED)
+        client.subscribe_prompts("maa/go2/steps", qos.STATE)
+        actor_pub = client.node.create_publisher(UInt8MultiArray, "maa/actor", qos.ACTOR)
+        st = client.wait_diagnostic(lambda s: (s.name == "maa_ros/maa_go2_controller" and "controller" in s.message)
+                                    or proc.poll() is not None, 90)
+        assert st is not None and "controller running" in st.message, log.read_text()[-3000:]
+        yield {"client": client, "gens": gens, "actor_pub": actor_pub, "log": log, "gen_spec": gen.spec,
+               "gen_dims": (gen.obs_dim, gen.act_dim), "T": gen.prompt_length}
+        proc.send_signal(signal.SIGTERM)  # the graph test covers SIGINT
         assert proc.wait(40) == 0, log.read_text()[-3000:]
+        assert "stopped (SIGTERM)" in log.read_text() and "still running" not in log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -18,7 +18,8 @@ from maa_core.actor_io import ActorBlob
 from maa_core.trajectory import Trajectory
 
 REPO = Path(__file__).resolve().parents[1]
-DOMAIN = 150 + os.getpid() % 50  # this module's own domain (conftest's default is for the session)
+# this module's own ROS domains (102..141, and +40 for the launcher-death test); test_ros_go2 uses 182..199
+DOMAIN = 102 + os.getpid() % 40
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +42,9 @@ def make_traj(gen_dims, T, seed, success=True):
 
 @pytest.fixture(scope="module")
 def setup_dir(tmp_path_factory):
-    import torch
-    from maa_core.pipeline import PolicyGenerator
+    from maa_ros.client import untrained_generator
     d = tmp_path_factory.mktemp("maa_ros_graph")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    gen = PolicyGenerator.untrained("metaworld-sac", preset="tiny", device="cpu")
-    torch.set_num_threads(threads)
-    gen.save_pretrained(d / "gen")
+    gen = untrained_generator("metaworld-sac", folder=d / "gen")
     info = {"dir": d, "spec": gen.spec, "T": gen.prompt_length, "dims": (gen.obs_dim, gen.act_dim)}
     cfg = yaml.safe_load((REPO / "config" / "go2.yaml").read_text())
     cfg["maa_generator"]["ros__parameters"].update(num_candidates=3, max_prompt_values=20000)
@@ -228,16 +224,19 @@ def test_prompt_recorder_windows_send_and_save(graph):
     steps_pub = c.node.create_publisher(Float32MultiArray, "maa/go2/steps", qos.STATE)
     assert _wait(lambda: steps_pub.get_subscription_count() >= 1, 20)
     t = make_traj(graph["dims"], 3 * T, seed=7)
-    since = len(c.diagnostics)
     bad = prompt_to_msg(make_traj(graph["dims"], 1, seed=8))
     bad.layout.dim[2].size = 99
-    steps_pub.publish(bad)
+    rec = None
+    for _ in range(40):  # best-effort: the first samples may go out before the match completes
+        steps_pub.publish(bad)
+        rec = c.wait_diagnostic(lambda s: s.name == "maa_ros/maa_prompt_recorder" and s.level == b"\x02", 0.25)
+        if rec is not None:
+            break
+    assert rec is not None and "step:" in rec.message
     for i in range(len(t)):
         steps_pub.publish(prompt_to_msg(Trajectory(t.states[i:i + 1], t.actions[i:i + 1], t.success[i:i + 1])))
         time.sleep(0.005)
     assert _wait(lambda: len(c.prompts["maa/recorded_prompts"]) >= 2, 20)
-    rec = c.wait_diagnostic(lambda s: s.name == "maa_ros/maa_prompt_recorder" and s.level == b"\x02", 10)
-    assert rec is not None and "step:" in rec.message
     with c.lock:
         windows = [prompts.from_message(m) for m in c.prompts["maa/recorded_prompts"]]
     assert all(len(w) == T for w in windows)
@@ -251,11 +250,10 @@ def test_prompt_recorder_windows_send_and_save(graph):
     saved = prompts.read_prompts_from_bag(r.message.split(" to ")[-1])
     assert [p for p, _ in saved] == [prompts.prompt_id(w) for w in windows]
     c.node.destroy_publisher(steps_pub)
-    del since
 
 
 def test_launcher_reports_a_dead_required_node(ros_env, setup_dir, tmp_path):
-    env = {**ros_env, "ROS_DOMAIN_ID": str(DOMAIN + 50)}
+    env = {**ros_env, "ROS_DOMAIN_ID": str(DOMAIN + 40)}
     log = tmp_path / "launch.log"
     proc = start_launch(env, log, f"generator_dir:={setup_dir['dir'] / 'gen'}", "controller:=false")
     try:
@@ -279,3 +277,39 @@ def _wait(cond, timeout):
             return True
         time.sleep(0.05)
     return bool(cond())
+
+
+def test_prompt_recorder_joint_state_input(graph, ros_env, tmp_path):
+    """Generic robots: state = JointState position || velocity, action = the latest command's position."""
+    from sensor_msgs.msg import JointState
+    from maa_ros import qos
+    c = graph["client"]
+    c.subscribe_prompts("js/windows")
+    cmd = [sys.executable, "-m", "maa_ros.prompt_recorder_node", "--ros-args", "-r", "__node:=maa_recorder_js",
+           "-p", "input:=joint_state", "-p", "window:=4", "-p", "stride:=4", "-p", "windows_topic:=js/windows"]
+    proc = subprocess.Popen(cmd, env=ros_env, cwd=REPO, stdout=open(tmp_path / "js.log", "w"), stderr=subprocess.STDOUT)
+    try:
+        state_pub = c.node.create_publisher(JointState, "joint_states", qos.STATE)
+        cmd_pub = c.node.create_publisher(JointState, "joint_commands", qos.STATE)
+        assert _wait(lambda: state_pub.get_subscription_count() >= 1 and cmd_pub.get_subscription_count() >= 1, 30)
+        err = None
+        for _ in range(40):  # best-effort: the first samples may go out before the match completes
+            state_pub.publish(JointState(position=[0.0, 0.0], velocity=[0.0, 0.0]))  # no command yet: reported
+            err = c.wait_diagnostic(lambda s: s.name == "maa_ros/maa_recorder_js" and "no command received" in s.message, 0.25)
+            if err is not None:
+                break
+        assert err is not None and err.level == b"\x02"
+        for i in range(8):
+            cmd_pub.publish(JointState(position=[0.1 * i, -0.1 * i, 0.5]))
+            time.sleep(0.02)
+            state_pub.publish(JointState(position=[float(i), 1.0], velocity=[2.0, 3.0]))
+            time.sleep(0.02)
+        assert _wait(lambda: len(c.prompts["js/windows"]) >= 1, 20), (tmp_path / "js.log").read_text()
+        w = prompts.from_message(c.prompts["js/windows"][0])
+        assert w.states.shape == (4, 4) and w.actions.shape == (4, 3)
+        assert np.allclose(w.states[:, 2:], [2.0, 3.0]) and np.allclose(w.actions[:, 2], 0.5)
+        c.node.destroy_publisher(state_pub)
+        c.node.destroy_publisher(cmd_pub)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0

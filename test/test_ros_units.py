@@ -87,10 +87,10 @@ def test_prompt_message_round_trip_rclpy_types():
 @pytest.fixture(scope="module")
 def tiny_gen():
     import torch
-    from maa_core.pipeline import PolicyGenerator
+    from maa_ros.client import untrained_generator
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 2-core machine shared with other test runs: extra OpenMP threads only spin
-    yield PolicyGenerator.untrained("metaworld-sac", preset="tiny", device="cpu")
+    yield untrained_generator("metaworld-sac")
     torch.set_num_threads(threads)
 
 
@@ -122,6 +122,59 @@ def test_screening_rejects_invalid_candidates(tiny_gen):
     sc = screen(spec, params, p, max_abs_action=0.5)
     assert list(sc.valid) == [False, True, False]
     assert "non-finite" in sc.reasons[0] and "magnitude" in sc.reasons[2] and sc.best == 1
+
+
+def test_simulator_rollout_screening(shared_dir):
+    import torch
+    from maa_ros.screening import make_rollout
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        spec = get_spec("go2-wtw")
+        roll = make_rollout("go2", 50, spec, str(shared_dir / "wtw"))
+        params = np.zeros((2, spec.num_params), np.float32)
+        params[1, -spec.act_dim:] = 3.0  # every joint far off its default: the Go2 collapses
+        p = Trajectory(np.zeros((4, 70)), np.zeros((4, 12)))  # Go2 step rows: not actor inputs
+        sc = screen(spec, params, p, max_abs_action=10.0, rollout=roll)
+        assert sc.score[0] == 1.0 and sc.score[1] < 1.0 and sc.best == 0
+        mw = get_spec("metaworld-sac")
+        score = make_rollout("reach", 20, mw)(mw.unflatten(np.zeros(mw.num_params, np.float32)))
+        assert np.isfinite(score)
+        with pytest.raises(MaaError, match="unknown MetaWorld task"):
+            make_rollout("no-such-task", 20, mw)
+        with pytest.raises(MaaError, match="wtw_run_dir"):
+            make_rollout("go2", 20, spec, "")
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_worker_keeps_order_and_drops_the_oldest_waiting_prompt():
+    import threading
+    import time
+    from maa_ros.generation import Worker
+    gate, done = threading.Event(), []
+
+    class SlowEngine:
+        def generate(self, pid, traj, received_at=None):
+            gate.wait(5)
+            if pid == "bad":
+                raise RuntimeError("boom")
+            return pid
+
+    w = Worker(SlowEngine(), done.append, max_pending=2)
+    try:
+        assert w.submit("a", None) is None
+        time.sleep(0.3)  # "a" is being generated; b, c wait; d drops b
+        assert [w.submit(p, None) for p in ("b", "c", "d")] == [None, None, "b"]
+        w.submit("bad", None)  # drops c
+        gate.set()
+        end = time.monotonic() + 5
+        while len(done) < 3 and time.monotonic() < end:
+            time.sleep(0.02)
+        assert done[:2] == ["a", "d"] and isinstance(done[2], MaaError) and "generation failed" in str(done[2])
+    finally:
+        gate.set()
+        w.stop()
 
 
 def test_history_revert():
@@ -224,6 +277,7 @@ def test_spec_commands():
     (["launch", "nograph"], "unknown launch 'nograph'"),
     (["launch"], "required"),
     (["launch", "go2_generate", "stray"], "unrecognized"),
+    (["launch", "go2_generate", "config:=/nonexistent.yaml"], "no such parameter file"),
 ])
 def test_launcher_bad_arguments_exit_2_with_one_line(argv, words):
     p = subprocess.run([sys.executable, "-m", "maa_ros.launcher", *argv], capture_output=True, text=True, timeout=60)

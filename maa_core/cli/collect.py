@@ -38,7 +38,11 @@ def _recipe_from_args(args) -> dict:
         check(args.tasks, "give a recipe (--config) or --tasks")
         seeds = args.seeds
         seeds = int(seeds) if seeds.isdigit() else ([int(s) for s in seeds.split(",")] if "," in seeds else seeds)
-        recipe = {"groups": [{"tasks": args.tasks, "seeds": seeds,
+        from ..envs.tasks import ROBOSUITE_TASKS
+
+        robosuite = all(t.strip() in ROBOSUITE_TASKS for t in args.tasks.split(","))
+        recipe = {"spec": "robosuite-sac" if robosuite else "metaworld-sac",
+                  "groups": [{"tasks": args.tasks, "seeds": seeds,
                               "checkpoints_per_run": 5 if args.checkpoints_per_run is None else args.checkpoints_per_run,
                               "prompts_per_run": 3 if args.prompts_per_run is None else args.prompts_per_run}]}
     if args.method:

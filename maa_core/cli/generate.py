@@ -10,7 +10,7 @@ def add_parser(sub, name):
     src.add_argument("--prompt", type=Path, nargs="+", help=".npz file(s) with states, actions[, success]")
     src.add_argument("--dataset", type=Path, help="maa dataset directory: its trajectories are the prompts")
     src.add_argument("--bag", type=Path, help="ROS 2 bag (sqlite3 or mcap) holding prompt trajectories")
-    p.add_argument("--topic", help="bag topic (default: the first prompt topic found)")
+    p.add_argument("--topic", help="bag topic to read (default: every Float32MultiArray prompt topic in the bag)")
     p.add_argument("--limit", type=int, default=None, help="use at most this many prompts")
     p.add_argument("-k", "--num-policies", type=int, default=1, help="actors per prompt")
     p.add_argument("--seed", type=int, default=0)

@@ -32,6 +32,7 @@ DEFAULTS = {
     "prompt_steps": [0, 20, 50, 100, 200, 400],  # update counts at which prompts are recorded
     "save_every": 100,          # updates between checkpoint candidates (paper: 5,000 env steps)
     "max_rounds": 200,          # give up after this many rounds
+    "patience": 40,             # after the first success: stop after this many failed rounds in a row
     "dagger_noise": 0.5,        # DAgger rollout noise = dagger_noise * demo noise
     "max_episode_steps": 500,
     "eval_random_configs": 0,   # >0: also score each checkpoint in this many random configs (stored in source)
@@ -117,13 +118,16 @@ def distill_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: d
         if emit_prompt:
             emit_prompt(Emitted(step, params(), [ro.trajectory], float(ro.success), {**base, "return": ro.ret}))
         n_prompted += 1
-    rounds = 0
+    rounds, fails = 0, 0
     while n_saved < n_checkpoints and rounds < int(cfg["max_rounds"]):
+        if first_success_step is not None and fails >= int(cfg["patience"]):
+            break  # an unstable run: the recipe's spare runs make up for its missing checkpoints
         train(int(cfg["save_every"]))
         step += int(cfg["save_every"])
         rounds += 1
         pol = NumpyPolicy(spec=spec, params=params())
         ro = rollout(env, pol, config)
+        fails = 0 if ro.success else fails + 1
         if ro.success:
             if first_success_step is None:
                 first_success_step = step

@@ -78,7 +78,7 @@ def run_job(job: Job | dict, root: str, spec_name: str = "metaworld-sac", verbos
     marker = root / "jobs" / f"{job.id}.json"
     if marker.exists():
         return {**json.loads(marker.read_text()), "skipped": True}
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     stage = root / ".staging" / job.id
     try:
         writers = {kind: DatasetWriter(stage / kind, spec_name) for kind in ("checkpoints", "prompts")}
@@ -128,6 +128,7 @@ def run_job(job: Job | dict, root: str, spec_name: str = "metaworld-sac", verbos
             except OSError as e:
                 raise _disk_error(e, root / kind) from None
     summary = {"job": asdict(job), **summary, "seconds": round(time.time() - t0, 3),
+               "cpu_seconds": round(time.process_time() - c0, 3),
                "written": written, "skipped": False}
     try:
         (root / "jobs").mkdir(parents=True, exist_ok=True)

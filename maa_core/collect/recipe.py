@@ -12,7 +12,7 @@ TASK_SETS = ("seen", "unseen", "paper")
 
 def resolve_tasks(tasks) -> list[str]:
     """'seen' | 'unseen' | 'paper' | comma-separated string | list -> the paper's short names (validated)."""
-    from ..envs.tasks import PAPER_TASKS, SEEN_TASKS, UNSEEN_TASKS, short_name
+    from ..envs.tasks import PAPER_TASKS, ROBOSUITE_TASKS, SEEN_TASKS, UNSEEN_TASKS, short_name
 
     if isinstance(tasks, str):
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
@@ -20,7 +20,7 @@ def resolve_tasks(tasks) -> list[str]:
     for t in tasks:
         sets = {"seen": list(SEEN_TASKS), "unseen": list(UNSEEN_TASKS), "paper": list(PAPER_TASKS)}
         for name in sets.get(t, [t]):
-            s = short_name(name)  # MaaError for unknown tasks
+            s = name if name in ROBOSUITE_TASKS else short_name(name)  # MaaError for unknown tasks
             if s not in out:
                 out.append(s)
     check(out, "no tasks given")
@@ -71,7 +71,12 @@ def plan_jobs(recipe: dict) -> list[Job]:
         n_ck = int(g.get("checkpoints_per_run", 0))
         n_pr = int(g.get("prompts_per_run", 0))
         check(n_ck >= 0 and n_pr >= 0 and n_ck + n_pr > 0, f"groups[{gi}]: needs checkpoints_per_run or prompts_per_run > 0")
-        for task in resolve_tasks(g.get("tasks", "seen")):
+        tasks = resolve_tasks(g.get("tasks", "seen"))
+        from ..envs.tasks import ROBOSUITE_TASKS
+
+        rs = [t for t in tasks if t in ROBOSUITE_TASKS]
+        check(not rs or m == "sac", f"groups[{gi}]: Robosuite tasks {rs} have no scripted expert; use method sac")
+        for task in tasks:
             for s in _seeds(g.get("seeds", 1)):
                 j = Job(task, s, m, n_ck, n_pr, json.dumps(cfg, sort_keys=True))
                 check(j.id not in seen, f"groups[{gi}]: job {j.id} appears twice in the recipe")

@@ -35,6 +35,7 @@ DEFAULTS = {
     "log_std_min": -5.0,
     "log_std_max": 2.0,
     "device": "auto",
+    "robot": None,              # Robosuite tasks: training robot (default Panda)
 }
 
 
@@ -43,7 +44,7 @@ def sac_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: dict 
     import torch
     from torch import nn
 
-    from ..envs import MetaWorldEnv, NumpyPolicy, rollout
+    from ..envs import NumpyPolicy, make_env, rollout
     from ..specs import get_spec
 
     cfg = {**DEFAULTS, **(cfg or {})}
@@ -52,8 +53,14 @@ def sac_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: dict 
     torch.manual_seed(rs)
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg["device"] == "auto" else cfg["device"])
     spec = get_spec(spec_name)
-    env = MetaWorldEnv(task, seed=seed, max_episode_steps=cfg["max_episode_steps"])
+    # MetaWorld task (39/4), or a Robosuite task with the training robot (41/8; spec robosuite-sac)
+    env = make_env(task, robot=cfg.get("robot"), seed=seed, max_episode_steps=cfg["max_episode_steps"])
     config = env.train_config
+    env_id = getattr(env, "env_id", None) or f"{env.env_name}/{env.robot}"
+    from ..errors import check
+
+    check((spec.obs_dim, spec.act_dim) == (env.obs_dim, env.act_dim),
+          f"spec {spec.name} ({spec.obs_dim}->{spec.act_dim}) does not fit {task} ({env.obs_dim}->{env.act_dim})")
     od, ad = env.obs_dim, env.act_dim
 
     actor = spec.build().to(dev)
@@ -133,6 +140,15 @@ def sac_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: dict 
     def test():
         return rollout(env, NumpyPolicy(spec=spec, params=params()), config)
 
+    def save(ro) -> int:
+        if n_saved >= n_checkpoints:
+            return 0
+        if emit_checkpoint:
+            emit_checkpoint(Emitted(steps, params(), [ro.trajectory], 1.0,
+                                    {"config": np.ravel(config).tolist(), "env_id": env_id,
+                                     "return": ro.ret, "first_success": ro.first_success}))
+        return 1
+
     # prompts: spread n_prompts over the episodes that fit in the first prompt_steps env steps
     T = int(cfg["max_episode_steps"])
     n_prompt_eps = max(1, int(min(cfg["prompt_steps"], cfg["total_steps"])) // T)
@@ -163,7 +179,7 @@ def sac_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: dict 
                 tr = Trajectory(B_o[sl], B_a[sl], B_s[sl])
                 if emit_prompt:
                     emit_prompt(Emitted(ep_start, ep_params, [tr], float(tr.first_success >= 0),
-                                        {"config": [float(x) for x in config], "env_id": env.env_id,
+                                        {"config": np.ravel(config).tolist(), "env_id": env_id,
                                          "return": ep_ret, "episode": ep, "stochastic": True}))
                 n_prompted += 1
             ep_rets.append(ep_ret)
@@ -177,21 +193,13 @@ def sac_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: dict 
                 log(f"sac {task} s{seed} step {steps}: test return {ro.ret:.1f} success={ro.success}")
             if ro.success:
                 qualified_at = last_save = steps
-                if emit_checkpoint and n_saved < n_checkpoints:
-                    emit_checkpoint(Emitted(steps, params(), [ro.trajectory], 1.0,
-                                            {"config": [float(x) for x in config], "env_id": env.env_id,
-                                             "return": ro.ret, "first_success": ro.first_success}))
-                    n_saved += 1
+                n_saved += save(ro)
         elif qualified_at is not None and steps - last_save >= int(cfg["save_every"]):
             last_save = steps
             ro = test()
             test_returns.append((steps, ro.ret))
-            if ro.success and n_saved < n_checkpoints:
-                if emit_checkpoint:
-                    emit_checkpoint(Emitted(steps, params(), [ro.trajectory], 1.0,
-                                            {"config": [float(x) for x in config], "env_id": env.env_id,
-                                             "return": ro.ret, "first_success": ro.first_success}))
-                n_saved += 1
+            if ro.success:
+                n_saved += save(ro)
         if n_saved >= n_checkpoints and (n_prompted >= len(prompt_eps) or steps > cfg["prompt_steps"]):
             break
     env.close()

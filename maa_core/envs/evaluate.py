@@ -26,9 +26,7 @@ class NumpyPolicy:
     def __init__(self, actor=None, *, spec=None, params=None):
         if actor is not None:
             spec = actor.spec
-            from ..specs import PolicySpec  # noqa: F401
-
-            params = spec.flatten(actor).numpy()
+            params = spec.flatten(actor).detach().cpu().numpy()
         check(spec is not None and params is not None, "NumpyPolicy: give an actor, or spec and params")
         params = np.asarray(params, dtype=np.float32)
         check(params.shape == (spec.num_params,), f"NumpyPolicy: expected {spec.num_params} params, got {params.shape}")

@@ -61,6 +61,9 @@ class ControlConfig:
     motor_mode: int = 1
     level_flag: int = 0xFF
     head: tuple = (0xFE, 0xEF)
+    rt_priority: int = 0               # SCHED_FIFO priority of the loop thread (0: normal scheduling)
+    helper_rt_priority: int = 0        # SCHED_FIFO priority of validator, dispatcher, lowcmd sender
+    gil_switch_interval_s: float = 0.0  # sys.setswitchinterval for the control process (0: leave as is)
 
     @property
     def period_s(self) -> float:
@@ -122,6 +125,7 @@ class DdsConfig:
     domain: int = 0
     interface: str = "eth0"
     release_sport_mode: bool = True
+    rt_priority: int = 0  # SCHED_FIFO priority for the DDS threads (0: normal)
 
 
 @dataclass(frozen=True)

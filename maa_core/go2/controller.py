@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,13 +21,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..actor_io import ActorBlob
 from ..errors import MaaError, check
 from ..specs import PolicySpec, get_spec
 from .config import RobotConfig, load_robot_config
 from .joints import JointMap
 from .safety import Mode, Supervisor
 from .state import Joystick, LowState, MotorCommand
-from .validation import Candidate, as_candidate, canary_check
+from .validation import as_candidate, canary_check
 from .wtw import ActionMapper, ObservationBuilder, PolicyRunner, WtwRun
 
 log = logging.getLogger("maa.go2.controller")
@@ -105,17 +108,16 @@ class _Slot:
 
 # -- the controller --------------------------------------------------------------------------------
 class Controller:
-    def __init__(self, cfg: RobotConfig | str, robot, wtw: WtwRun, spec: PolicySpec | str | None = "go2-wtw",
+    def __init__(self, cfg: RobotConfig | str, robot, wtw: WtwRun, spec: PolicySpec | str = "go2-wtw",
                  clock=time.monotonic, torch_threads: int | None = 1, telemetry_capacity: int = 1024,
                  canary_capacity: int | None = None):
         self.cfg = load_robot_config(cfg)
         self.robot, self.wtw, self.clock = robot, wtw, clock
         w = wtw.config
-        self.spec = get_spec(spec) if spec is not None else None
-        if self.spec is not None:
-            check(self.spec.obs_dim == w.actor_in_dim and self.spec.act_dim == w.num_actions,
-                  f"controller: spec {self.spec.name} maps {self.spec.obs_dim} -> {self.spec.act_dim}, "
-                  f"the WTW composition needs {w.actor_in_dim} -> {w.num_actions}")
+        self.spec = get_spec(spec)  # every submitted actor must have exactly this spec
+        check(self.spec.obs_dim == w.actor_in_dim and self.spec.act_dim == w.num_actions,
+              f"controller: spec {self.spec.name} maps {self.spec.obs_dim} -> {self.spec.act_dim}, "
+              f"the WTW composition needs {w.actor_in_dim} -> {w.num_actions}")
         self.torch_threads = torch_threads
         self.period = self.cfg.control.period_s
         self.joints = JointMap.from_config(self.cfg)
@@ -139,6 +141,7 @@ class Controller:
         self._active: _Slot | None = None
         self._previous: _Slot | None = None
         self._pending: _Slot | None = None
+        self._pending_lock = threading.Lock()  # validator writes, loop takes (never waits for it)
         self._requests: collections.deque = collections.deque()
         self._velocity = (0.0, 0.0, 0.0)
         self._joy_enable_down = False
@@ -158,6 +161,7 @@ class Controller:
         self._canary_n = 0
 
         self.tick_index = 0
+        self._sent_at = 0.0
         self.missed_ticks = 0
         self.overruns = 0
         self.counters = collections.Counter()
@@ -177,6 +181,12 @@ class Controller:
             return self
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
+        if self.cfg.control.gil_switch_interval_s > 0:
+            sys.setswitchinterval(self.cfg.control.gil_switch_interval_s)
+        # first-use costs of the swap path (lazy torch init, ~0.7 s, partly with the GIL held) are paid
+        # here, before the loop runs, not on the first swap while the robot is up
+        warm = as_candidate(ActorBlob(self.spec, np.zeros(self.spec.num_params, np.float32), "warm-up"), self.spec)
+        canary_check(warm, self._canary_inputs(), self.wtw.config.num_actions, float("inf"), float("inf"))
         self.started = True
         for name, fn in (("go2-loop", self._loop), ("go2-validator", self._validator), ("go2-dispatch", self._dispatcher)):
             t = threading.Thread(target=fn, name=name, daemon=True)
@@ -265,7 +275,19 @@ class Controller:
         }
 
     # -- the loop ----------------------------------------------------------------------------
+    @staticmethod
+    def _set_rt_priority(prio: int, what: str) -> None:
+        if prio <= 0:
+            return
+        try:
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(prio))
+        except (OSError, AttributeError) as e:  # needs CAP_SYS_NICE / an rtprio limit
+            log.warning("%s runs without real-time priority (%s)", what, e)
+
     def _loop(self) -> None:
+        if self.torch_threads:  # OpenMP's thread count is per calling thread: set it here too
+            torch.set_num_threads(self.torch_threads)
+        self._set_rt_priority(self.cfg.control.rt_priority, "control loop")
         period, clock = self.period, self.clock
         next_t = clock() + period
         while not self._stop.is_set():
@@ -279,8 +301,18 @@ class Controller:
                 self.missed_ticks += skipped
                 next_t += skipped * period
             t0 = time.perf_counter()
-            self._tick(now)
-            dt = time.perf_counter() - t0
+            try:
+                self._tick(now)
+            except Exception as e:  # a bug in the tick must not leave the motors on the last target
+                log.exception("tick %d failed", self.tick_index)
+                self._transition(Mode.DAMP, f"controller error: {type(e).__name__}: {e}", now, self.tick_index)
+                self.cmd.set_damping(self.cfg.damping.kd)
+                self.robot.send(self.cmd)
+                self._sent_at = time.perf_counter()
+                self.counters["tick_errors"] += 1
+            # compute time = tick start to the command handed to the sender thread (the sender then
+            # serializes, CRCs and writes outside the tick, and may hold the GIL while doing so)
+            dt = self._sent_at - t0
             self.compute_times[self.tick_index % len(self.compute_times)] = dt
             if dt > period:
                 self.overruns += 1
@@ -296,14 +328,15 @@ class Controller:
         self._read_joystick(now, tick)
         self._apply_requests(now, tick)
         # swap at the tick boundary: everything below uses one actor
-        pend = self._pending
-        if pend is not None:
-            self._pending = None
+        if self._pending is not None and self._pending_lock.acquire(blocking=False):  # busy: next tick
+            pend, self._pending = self._pending, None
+            self._pending_lock.release()
             self._activate(pend, now, tick, "swap")
         if sup.mode != Mode.DAMP:
             fault = sup.check(st, now) if have_state else "no lowstate received"
             if fault:
-                self._fault(fault, now, tick, physical=True)
+                # a stale/missing state is not the actor's doing; tilt and limits soon after a swap are
+                self._fault(fault, now, tick, blame="none" if fault.startswith(("stale", "no lowstate")) else "probation")
         action = self._zero_action
         if have_state:
             b.step_clock()
@@ -331,15 +364,16 @@ class Controller:
                 self._transition(Mode.RUN, f"standing; running {self._active.generation_id}", now, tick)
         else:
             cmd.set_damping(self.cfg.damping.kd)
-        self.robot.send(cmd)
         self._record(tick, now, mode, action)
+        self.robot.send(cmd)
+        self._sent_at = time.perf_counter()
 
     def _policy_action(self, now: float, tick: int) -> np.ndarray:
         a = self.runner.run(self._active.module)
         bound = self.cfg.safety.max_abs_action
         if not np.isfinite(a).all():
             gid = self._active.generation_id
-            self._fault(f"non-finite action from {gid}", now, tick, physical=False)
+            self._fault(f"non-finite action from {gid}", now, tick, blame="actor")
             return self._zero_action
         if np.abs(a).max() > bound:
             gid, peak = self._active.generation_id, float(np.abs(a).max())
@@ -348,7 +382,7 @@ class Controller:
                 a = self.runner.run(self._active.module)
                 if np.isfinite(a).all() and np.abs(a).max() <= bound:
                     return a
-            self._fault(f"action {peak:.3g} from {gid} exceeds bound {bound:g}", now, tick, physical=False)
+            self._fault(f"action {peak:.3g} from {gid} exceeds bound {bound:g}", now, tick, blame="actor")
             return self._zero_action
         return a
 
@@ -410,12 +444,13 @@ class Controller:
             ticket.resolve(True, "reverted", active_at=now, active_tick=tick, decided_at=now)
         self._events.append(ControllerEvent("revert", now, tick, msg, {"generation_id": good.generation_id}))
 
-    def _fault(self, reason: str, now: float, tick: int, physical: bool) -> None:
-        """Any fault -> DAMP. A fault soon after a swap is blamed on the new actor: revert it too."""
+    def _fault(self, reason: str, now: float, tick: int, blame: str) -> None:
+        """Any fault -> DAMP. blame 'actor': the active actor caused it, revert it; 'probation': revert
+        if it was swapped in less than swap_probation_s ago; 'none': keep it."""
         self.counters["faults"] += 1
         a = self._active
-        if a is not None and self._previous is not None and (
-                not physical or now - a.activated_at < self.cfg.safety.swap_probation_s):
+        recent = a is not None and now - a.activated_at < self.cfg.safety.swap_probation_s
+        if a is not None and self._previous is not None and (blame == "actor" or (blame == "probation" and recent)):
             self._revert(now, tick, f"tripped: {reason}")
         self._events.append(ControllerEvent("fault", now, tick, reason))
         self._transition(Mode.DAMP, reason, now, tick)
@@ -439,14 +474,16 @@ class Controller:
 
     # -- validator thread --------------------------------------------------------------------
     def _validator(self) -> None:
+        # Helper threads hold the GIL while they run Python; at normal priority a busy machine can
+        # preempt them mid-hold and stall the loop behind the GIL. A low FIFO priority prevents that.
+        self._set_rt_priority(self.cfg.control.helper_rt_priority, "actor validator")
         while not self._stop.is_set():
             item = self._validate_q.get()
             if item is None:
                 break
             actor, gid, ticket = item
             try:
-                cand = as_candidate(actor, self.spec, gid) if self.spec is not None else \
-                    as_candidate(actor, get_spec("go2-wtw"), gid)
+                cand = as_candidate(actor, self.spec, gid)
                 ticket.result.generation_id = cand.generation_id
                 details = canary_check(cand, self._canary_inputs(), self.wtw.config.num_actions,
                                        self.cfg.safety.max_abs_action, self.cfg.safety.max_inference_ms)
@@ -461,12 +498,10 @@ class Controller:
                 continue
             ticket.result.decided_at = self.clock()
             ticket.result.details = details
-            old = self._pending
-            self._pending = _Slot(cand.module, cand.generation_id, ticket)
-            if old is not None and old.ticket is not None and self._pending is not old:
-                # the loop may have taken `old` between our read and write; only a still-pending one is superseded
-                if not old.ticket.done():
-                    old.ticket.resolve(False, f"superseded by {cand.generation_id} before activation", decided_at=self.clock())
+            with self._pending_lock:
+                old, self._pending = self._pending, _Slot(cand.module, cand.generation_id, ticket)
+            if old is not None and old.ticket is not None:
+                old.ticket.resolve(False, f"superseded by {cand.generation_id} before activation", decided_at=self.clock())
 
     def _canary_inputs(self) -> np.ndarray:
         """Recent actor inputs; before any tick ran, a standing observation history."""
@@ -485,6 +520,7 @@ class Controller:
 
     # -- dispatcher thread -------------------------------------------------------------------
     def _dispatcher(self) -> None:
+        self._set_rt_priority(self.cfg.control.helper_rt_priority, "telemetry dispatcher")
         seen = 0
         while True:
             self._wake_dispatch.wait(0.1)

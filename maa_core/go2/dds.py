@@ -7,6 +7,7 @@ writes each LowCmd_, so no DDS call or CRC runs inside the tick."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -31,12 +32,26 @@ _keepalive: list = []  # DDS readers of closed interfaces (see Go2DdsRobot.close
 _factory_lock = threading.Lock()
 
 
-def init_dds(domain: int, interface: str | None) -> None:
-    """ChannelFactoryInitialize is process-global: initialize once, refuse a different domain later."""
+def init_dds(domain: int, interface: str | None, rt_priority: int = 0) -> None:
+    """ChannelFactoryInitialize is process-global: initialize once, refuse a different domain later.
+
+    rt_priority > 0: CycloneDDS's threads (which run our rt/lowstate callback) are created under
+    SCHED_FIFO so a busy machine cannot delay state reception into a false stale-state fault."""
     from unitree_sdk2py.core.channel import ChannelFactoryInitialize
     with _factory_lock:
         if _factory["domain"] is None:
-            ChannelFactoryInitialize(int(domain), interface)
+            raised = False
+            if rt_priority > 0:
+                try:  # threads inherit the creating thread's policy; restore ours afterwards
+                    os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(rt_priority))
+                    raised = True
+                except (OSError, AttributeError) as e:
+                    log.warning("DDS threads run without real-time priority (%s)", e)
+            try:
+                ChannelFactoryInitialize(int(domain), interface)
+            finally:
+                if raised:
+                    os.sched_setscheduler(threading.get_native_id(), os.SCHED_OTHER, os.sched_param(0))
             _factory.update(domain=int(domain), interface=interface)
         else:
             check(_factory["domain"] == int(domain) and _factory["interface"] == interface,
@@ -89,6 +104,7 @@ class Go2DdsRobot:
         self.interface = self.cfg.dds.interface if interface is None else interface
         self.release_sport = self.cfg.dds.release_sport_mode if release_sport_mode is None else release_sport_mode
         self.clock = clock
+        self.sender_rt_priority = self.cfg.control.helper_rt_priority
         self._state, self._joy = LowState(), Joystick()
         self._state_lock, self._joy_lock = threading.Lock(), threading.Lock()
         self._cmd, self._cmd_lock = MotorCommand(), threading.Lock()
@@ -105,7 +121,7 @@ class Go2DdsRobot:
         from unitree_sdk2py.core.channel import ChannelPublisher, ChannelSubscriber
         from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowCmd_, LowState_, WirelessController_
         from unitree_sdk2py.utils.crc import CRC
-        init_dds(self.domain, self.interface)
+        init_dds(self.domain, self.interface, self.cfg.dds.rt_priority)
         if self.release_sport:
             self.release_sport_mode()
         self._crc = CRC()
@@ -186,6 +202,11 @@ class Go2DdsRobot:
 
     # -- sender thread ---------------------------------------------------------------------
     def _send_loop(self) -> None:
+        if self.sender_rt_priority > 0:  # see Controller._validator: a preempted GIL holder stalls the loop
+            try:
+                os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(self.sender_rt_priority))
+            except (OSError, AttributeError) as e:
+                log.warning("lowcmd sender runs without real-time priority (%s)", e)
         local = MotorCommand()
         while not self._stop.is_set():
             self._cmd_event.wait()

@@ -2,6 +2,9 @@
 
 Input: latent tokens (B, T, D) read as T channels of length D. Global condition = behavior
 embedding || diffusion-step embedding, applied to every residual block by FiLM (scale, shift).
+Latent positions carry no spatial meaning, and a convolution cannot tell one position from
+another, so learned position channels are concatenated to the input (CoordConv-style); without
+them the network cannot place a mode at a particular latent coordinate.
 """
 from __future__ import annotations
 
@@ -46,14 +49,15 @@ class FiLMResBlock(nn.Module):
 
 class ConditionalUnet1D(nn.Module):
     def __init__(self, in_channels: int, length: int, cond_dim: int, channels=(32, 64), kernel_size: int = 3,
-                 step_embed_dim: int = 64):
+                 step_embed_dim: int = 64, pos_channels: int = 8):
         super().__init__()
+        self.pos = nn.Parameter(torch.randn(1, pos_channels, length)) if pos_channels else None
         levels = len(channels)
         assert length % (2 ** (levels - 1)) == 0, f"latent length {length} must be divisible by {2 ** (levels - 1)}"
         self.step = nn.Sequential(SinusoidalStep(step_embed_dim), nn.Linear(step_embed_dim, 4 * step_embed_dim),
                                   nn.Mish(), nn.Linear(4 * step_embed_dim, step_embed_dim))
         g = cond_dim + step_embed_dim
-        dims = [in_channels, *channels]
+        dims = [in_channels + pos_channels, *channels]
         self.down = nn.ModuleList()
         for i in range(levels):
             last = i == levels - 1
@@ -67,12 +71,15 @@ class ConditionalUnet1D(nn.Module):
                                           FiLMResBlock(dims[i], dims[i], g, kernel_size),
                                           nn.ConvTranspose1d(dims[i], dims[i], 4, 2, 1)]))
         self.out = nn.Sequential(ConvBlock(channels[0], channels[0], kernel_size), nn.Conv1d(channels[0], in_channels, 1))
+        self.in_channels = in_channels
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """x (B, T, D), t (B,) or scalar, cond (B, cond_dim) -> (B, T, D)."""
         if t.ndim == 0:
             t = t.expand(x.shape[0])
         g = torch.cat([cond, self.step(t)], -1)
+        if self.pos is not None:
+            x = torch.cat([x, self.pos.expand(x.shape[0], -1, -1)], 1)
         skips = []
         for r1, r2, down in self.down:
             x = r2(r1(x, g), g)

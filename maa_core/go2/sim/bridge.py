@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -106,12 +107,14 @@ class SimBridge:
     def stop(self) -> None:
         self._stop.set()
 
-    def run(self, duration_s: float | None = None, frame_cb=None, frame_every_s: float = 1 / 30) -> dict:
+    def run(self, duration_s: float | None = None, frame_cb=None, frame_every_s: float = 1 / 30,
+            exit_with_parent: bool = False) -> dict:
         """Step until stop() (or duration). frame_cb(sim) is called every frame_every_s of sim time."""
         sim, st, local = self.sim, LowState(), MotorCommand()
         local.enabled = False
         dt = sim.dt
         frame_every = max(1, int(round(frame_every_s / dt)))
+        parent = os.getppid()
         t0 = time.perf_counter()
         k = 0
         while not self._stop.is_set() and (duration_s is None or k * dt < duration_s):
@@ -128,6 +131,8 @@ class SimBridge:
                 self._publish_body()
             if frame_cb is not None and k % frame_every == 0:
                 frame_cb(sim)
+            if exit_with_parent and k % 250 == 0 and os.getppid() != parent:
+                break
             if self.realtime:
                 ahead = t0 + k * dt - time.perf_counter()
                 if ahead > 0:
@@ -140,7 +145,7 @@ class SimBridge:
 
 
 class _Recorder:
-    """Frames to an mp4 (imageio) and/or the last one to a PNG; disabled with one message if GL is missing."""
+    """Frames to an mp4 (OpenCV) and/or the last one to a PNG; disabled with one message if GL is missing."""
 
     def __init__(self, video: str | None, png: str | None, fps: float):
         self.video, self.png, self.fps = video, png, fps
@@ -158,13 +163,27 @@ class _Recorder:
         self.last = frame
         if self.video:
             if self.writer is None:
-                import imageio.v2 as imageio
-                self.writer = imageio.get_writer(self.video, fps=self.fps)
-            self.writer.append_data(frame)
+                self.writer = self._open_video(frame.shape)
+                if self.writer is None:
+                    self.video = None
+                    return
+            self.writer.write(frame[:, :, ::-1])  # OpenCV wants BGR
+
+    def _open_video(self, shape):
+        try:
+            import cv2
+        except ImportError:
+            print("maa go2-sim: video needs OpenCV (pip install opencv-python-headless); saving PNG only", file=sys.stderr)
+            return None
+        w = cv2.VideoWriter(self.video, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (shape[1], shape[0]))
+        if not w.isOpened():
+            print(f"maa go2-sim: cannot write video {self.video}; saving PNG only", file=sys.stderr)
+            return None
+        return w
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            self.writer.release()
         if self.png and self.last is not None:
             from PIL import Image
             Image.fromarray(self.last).save(self.png)
@@ -182,6 +201,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--png", default=None, help="save the last rendered frame as PNG")
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--stats", default=None, help="write run statistics (real-time factor, counts) to this JSON file")
+    p.add_argument("--rt-priority", type=int, default=0,
+                   help="SCHED_FIFO priority for the stepping thread: the sim stands in for hardware, keep it on time")
+    p.add_argument("--exit-with-parent", action="store_true", help="stop when the parent process dies (tests)")
 
 
 def run_bridge(args) -> int:
@@ -190,14 +212,20 @@ def run_bridge(args) -> int:
     rec = _Recorder(args.video, args.png, args.fps) if (args.video or args.png) else None
     signal.signal(signal.SIGTERM, lambda *_: bridge.stop())
     signal.signal(signal.SIGINT, lambda *_: bridge.stop())
+    if args.rt_priority > 0:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.rt_priority))
+        except (OSError, AttributeError) as e:
+            print(f"maa go2-sim: no real-time priority ({e}); stepping at normal priority", file=sys.stderr)
     bridge.open()
     print(f"maa go2-sim: {bridge.cfg.name} on DDS domain {args.domain} / {args.interface}, "
           f"dt {bridge.sim.dt * 1000:.1f} ms", flush=True)
     try:
-        stats = bridge.run(args.duration, rec, 1.0 / args.fps)
+        stats = bridge.run(args.duration, rec, 1.0 / args.fps, args.exit_with_parent)
     finally:
         if rec:
             rec.close()
+        bridge.sim.close()  # free the GL context before interpreter teardown
     if args.stats:
         Path(args.stats).write_text(json.dumps(stats))
     print(f"maa go2-sim: {json.dumps(stats)}", flush=True)

@@ -3,22 +3,44 @@ bridge publishes. Training code can step it directly (`Go2Sim`), or run a WTW-st
 with the same observation builder the controller uses (`WtwSimEnv`)."""
 from __future__ import annotations
 
+import logging
+import os
+import sys
+
 import numpy as np
 
+from ...errors import MaaError
 from ..config import RobotConfig, load_robot_config
 from ..joints import JointMap
 from ..state import LowState, MotorCommand
 from ..wtw import ActionMapper, ObservationBuilder, WtwConfig
 from .model import build_mjcf
 
+log = logging.getLogger("maa.go2.sim")
 POS_STOP = 2.146e9   # LowCmd_ q value meaning "no position loop" (Unitree SDK convention)
 VEL_STOP = 16000.0   # LowCmd_ dq value meaning "no velocity loop"
 
 
+def import_mujoco():
+    """`import mujoco`, which also loads the GL backend MUJOCO_GL names. Rendering is optional here:
+    if that backend cannot load, simulate without it (rendering then raises a clear MaaError)."""
+    try:
+        import mujoco
+        return mujoco
+    except Exception as e:  # missing libOSMesa/libEGL, or an invalid MUJOCO_GL value
+        gl = os.environ.pop("MUJOCO_GL", None)
+        if gl is None:
+            raise MaaError(f"MuJoCo unavailable ({type(e).__name__}: {e})") from None
+        for name in [m for m in sys.modules if m == "mujoco" or m.startswith("mujoco.")]:
+            del sys.modules[name]
+        log.warning("MUJOCO_GL=%s cannot load (%s: %s); simulating without rendering", gl, type(e).__name__, e)
+        import mujoco
+        return mujoco
+
+
 class Go2Sim:
     def __init__(self, cfg: RobotConfig | str = "go2", timestep: float | None = None):
-        import mujoco  # imported here so `maa_core.go2` stays importable without MuJoCo
-        self._mj = mujoco
+        self._mj = mujoco = import_mujoco()
         self.cfg = load_robot_config(cfg)
         self.model = mujoco.MjModel.from_xml_string(build_mjcf(self.cfg))
         if timestep:
@@ -121,8 +143,6 @@ class Go2Sim:
 
 def make_renderer(model, width: int, height: int):
     import mujoco
-
-    from ...errors import MaaError
     try:
         return mujoco.Renderer(model, height=height, width=width)
     except Exception as e:  # GL backends fail in many ways (missing libs, no display, no device)

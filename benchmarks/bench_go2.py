@@ -1,0 +1,132 @@
+"""Go2 deployment benchmarks (results go in BENCHMARKS.md, section "Go2 deployment core").
+
+    .venv/bin/python benchmarks/bench_go2.py loop --minutes 10 --swaps 100   # tick compute, missed ticks, swap latency, bridge RTF
+    .venv/bin/python benchmarks/bench_go2.py sim --seconds 20                # in-process MuJoCo Go2 speed (no DDS)
+
+`loop` runs the simulated Go2 bridge in a subprocess (real time, DDS on loopback) and the controller in
+this process: stand up, then RUN with generated-shape actors (random weights scaled to small
+outputs) swapped in `--swaps` times at even intervals, each submitted as blob bytes (as they arrive
+from a ROS topic). Swap latency = submit_actor(bytes) to the start of the first tick that runs it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def small_actor_bytes(seed: int, gid: str) -> bytes:
+    from maa_core.actor_io import ActorBlob
+    from maa_core.specs import get_spec
+    spec = get_spec("go2-wtw")
+    rng = np.random.default_rng(seed)
+    params = (rng.normal(size=spec.num_params) * 0.002).astype(np.float32)  # outputs ~1e-2: the robot keeps standing
+    return ActorBlob(spec, params, generation_id=gid).to_bytes()
+
+
+def pct(x, qs=(50, 99, 100)):
+    x = np.asarray(x)
+    return {f"p{q}" if q < 100 else "max": float(np.percentile(x, q)) for q in qs}
+
+
+def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int) -> dict:
+    from maa_core.go2.controller import Controller
+    from maa_core.go2.dds import Go2DdsRobot
+    from maa_core.go2.safety import Mode
+    from maa_core.go2.state import LowState
+    from maa_core.go2.wtw import load_wtw_run
+
+    stats_path = Path(tempfile.mkdtemp()) / "bridge.json"
+    bridge = subprocess.Popen([sys.executable, "-m", "maa_core.go2.sim.bridge", "--domain", str(domain), "--interface", "lo",
+                               "--stats", str(stats_path), "--exit-with-parent", "--rt-priority", "10",
+                               "--publish-every", str(publish_every)],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        robot = Go2DdsRobot("go2", domain=domain, interface="lo", release_sport_mode=False).open()
+        st = LowState()
+        deadline = time.monotonic() + 30
+        while not robot.read_state(st):
+            assert time.monotonic() < deadline, "no lowstate from the bridge"
+            time.sleep(0.05)
+        ctl = Controller("go2", robot, load_wtw_run(REPO.parent / "shared" / "wtw")).start()
+        blobs = [small_actor_bytes(k, f"gen{k}") for k in range(swaps + 1)]
+        assert ctl.submit_actor(blobs[0]).wait(10).accepted
+        ctl.enable()
+        while ctl.mode != Mode.RUN:
+            assert time.monotonic() < deadline + 10, ctl.supervisor.reason
+            time.sleep(0.05)
+        t_run, tick0 = time.monotonic(), ctl.tick_index
+        missed0, over0 = ctl.missed_ticks, ctl.overruns
+        duration = minutes * 60.0
+        interval = duration / (swaps + 1)
+        results = []
+        for k in range(1, swaps + 1):
+            time.sleep(max(0.0, t_run + k * interval - time.monotonic()))
+            results.append(ctl.submit_actor(blobs[k]).wait(10))
+        time.sleep(max(0.0, t_run + duration - time.monotonic()))
+        ticks = ctl.tick_index - tick0
+        ct = ctl.compute_times[tick0 % len(ctl.compute_times):][:ticks] if ticks < len(ctl.compute_times) else ctl.compute_times
+        out = {
+            "duration_s": time.monotonic() - t_run, "ticks": ticks, "mode_at_end": ctl.mode.name,
+            "missed_ticks": ctl.missed_ticks - missed0, "overruns": ctl.overruns - over0,
+            "faults": int(ctl.counters["faults"]), "swaps_accepted": sum(r.accepted for r in results),
+            "tick_compute_ms": {k: 1000 * v for k, v in pct(ct).items()},
+            "swap_latency_ms": {k: 1000 * v for k, v in pct([r.latency_s for r in results if r.accepted]).items()},
+            "swap_validation_ms": {k: 1000 * v for k, v in pct([r.decided_at - r.submitted_at for r in results]).items()},
+        }
+        ctl.close()
+        robot.close()
+    finally:
+        bridge.send_signal(signal.SIGTERM)
+        try:
+            bridge.wait(10)
+        except subprocess.TimeoutExpired:
+            bridge.kill()
+    if stats_path.exists():
+        b = json.loads(stats_path.read_text())
+        out["bridge"] = {"real_time_factor": b["rtf"], "late_steps": b["late_steps"], "steps": b["steps"],
+                         "lowstate_published": b["published"], "lowcmd_received": b["cmds"]}
+    return out
+
+
+def bench_sim(seconds: float) -> dict:
+    from maa_core.go2.sim.env import Go2Sim
+    from maa_core.go2.state import LowState
+    sim, st = Go2Sim("go2"), LowState()
+    n = int(seconds / sim.dt)
+    t = time.perf_counter()
+    for _ in range(n):
+        sim.step()
+        sim.read(st)
+    wall = time.perf_counter() - t
+    return {"sim_s": seconds, "wall_s": wall, "real_time_factor": seconds / wall, "steps_per_s": n / wall}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    lp = sub.add_parser("loop")
+    lp.add_argument("--minutes", type=float, default=10.0)
+    lp.add_argument("--swaps", type=int, default=100)
+    lp.add_argument("--domain", type=int, default=232 - os.getpid() % 20)
+    lp.add_argument("--publish-every", type=int, default=1, help="bridge lowstate every n 2 ms steps")
+    sp = sub.add_parser("sim")
+    sp.add_argument("--seconds", type=float, default=20.0)
+    a = p.parse_args()
+    res = bench_loop(a.minutes, a.swaps, a.domain, a.publish_every) if a.what == "loop" else bench_sim(a.seconds)
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Controller logic with an in-process fake robot (no DDS): runtime trips of an accepted actor
+(revert in the same tick, damping on non-finite actions) and limit faults."""
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from maa_core.actor_io import ActorBlob
+from maa_core.go2.config import load_robot_config
+from maa_core.go2.controller import Controller
+from maa_core.go2.safety import Mode
+from maa_core.go2.state import LowState
+from maa_core.go2.wtw import load_wtw_run
+from maa_core.specs import get_spec
+
+CFG = load_robot_config("go2")
+
+
+class FakeRobot:
+    """Always-fresh standing state; records what was sent."""
+
+    def __init__(self):
+        self.st = LowState()
+        self.st.q[:] = CFG.stand_pose
+        self.sent = 0
+
+    def read_state(self, out):
+        self.st.stamp = time.monotonic()
+        out.copy_from(self.st)
+        return True
+
+    def send(self, cmd):
+        self.sent += 1
+
+
+class TripsWhenAlone(torch.nn.Module):
+    """Passes the canary (batched inputs), misbehaves on the single observation of a real tick."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def forward(self, x):
+        out = torch.zeros(x.shape[0], 12)
+        return out + self.value if x.shape[0] == 1 else out
+
+
+def const_blob(v, gid):
+    spec = get_spec("go2-wtw")
+    p = np.zeros(spec.num_params, np.float32)
+    p[-12:] = v
+    return ActorBlob(spec, p, generation_id=gid)
+
+
+@pytest.fixture
+def running(shared_dir):
+    robot = FakeRobot()
+    ctl = Controller(CFG, robot, load_wtw_run(shared_dir / "wtw"))
+    records = []
+    ctl.add_tick_listener(records.append)
+    ctl.start()
+    assert ctl.submit_actor(const_blob(0.1, "good")).wait(10).accepted
+    ctl.enable()
+    deadline = time.monotonic() + 5
+    while ctl.mode != Mode.RUN:
+        assert time.monotonic() < deadline, ctl.supervisor.reason
+        time.sleep(0.02)
+    ctl.records = records
+    yield ctl, robot
+    ctl.close()
+
+
+def _settle(ctl, ticks=5):
+    k = ctl.tick_index + ticks
+    while ctl.tick_index < k:
+        time.sleep(0.01)
+    time.sleep(0.05)
+
+
+def test_out_of_bound_action_reverts_in_the_same_tick(running):
+    ctl, _ = running
+    r = ctl.submit_actor(TripsWhenAlone(50.0), generation_id="tripper").wait(5)
+    assert r.accepted, r.reason
+    _settle(ctl)
+    assert ctl.mode == Mode.RUN and ctl.active_generation == "good" and ctl.counters["reverts"] == 1
+    tick = [rec for rec in ctl.records if rec.tick == r.active_tick][0]
+    assert np.allclose(tick.action, 0.1) and tick.generation_id == "good"  # the previous actor drove that tick
+    assert ctl.counters["faults"] == 0
+
+
+def test_non_finite_action_damps_and_reverts(running):
+    ctl, _ = running
+    assert ctl.submit_actor(TripsWhenAlone(float("nan")), generation_id="nan-later").wait(5).accepted
+    _settle(ctl)
+    assert ctl.mode == Mode.DAMP and "non-finite action from nan-later" in ctl.supervisor.reason
+    assert ctl.active_generation == "good"
+    assert np.all(ctl.cmd.kp == 0)
+
+
+def test_joint_limit_and_tilt_faults_damp(running):
+    ctl, robot = running
+    robot.st.q[2] = CFG.joint_lower[2] - 0.3
+    _settle(ctl, 2)
+    assert ctl.mode == Mode.DAMP and ctl.supervisor.reason.startswith("joint limit: FR_calf")
+    robot.st.q[:] = CFG.stand_pose
+    ctl.enable()
+    _settle(ctl, 2)
+    assert ctl.mode in (Mode.STAND_UP, Mode.RUN)
+    robot.st.quat[:] = [np.cos(0.5), np.sin(0.5), 0.0, 0.0]  # 1 rad roll
+    _settle(ctl, 2)
+    assert ctl.mode == Mode.DAMP and ctl.supervisor.reason.startswith("body tilt")
+    kinds = [t.reason for t in ctl.supervisor.transitions]
+    assert kinds[0] == "enable requested" and len(kinds) >= 5
+
+
+def test_diagnostics_and_revert_without_previous(shared_dir):
+    ctl = Controller(CFG, FakeRobot(), load_wtw_run(shared_dir / "wtw")).start()
+    try:
+        r = ctl.revert().wait(2)
+        assert not r.accepted and "nothing to revert" in r.reason
+        d = ctl.diagnostics()
+        assert d["mode"] == "DAMP" and d["missed_ticks"] >= 0 and d["active_generation"] == ""
+        ctl.set_command(5.0, -5.0, 0.2)
+        assert ctl._velocity == (1.0, -0.6, 0.2)
+    finally:
+        ctl.close()

@@ -1,0 +1,310 @@
+"""Go2 deployment core without DDS: robot constants, joint-order mapping, the WTW observation and
+action mapping, the shared adaptation module, CUDA-pickled parameters on CPU, LowCmd CRC,
+supervisor checks, actor validation, and the in-process simulator."""
+import io
+import math
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from maa_core.actor_io import ActorBlob
+from maa_core.errors import MaaError
+from maa_core.go2.config import CONFIG_DIR, load_robot_config, robot_config_from_dict
+from maa_core.go2.joints import JointMap
+from maa_core.go2.safety import Supervisor, tilt_angle
+from maa_core.go2.state import LowState, MotorCommand
+from maa_core.go2.validation import as_candidate, canary_check
+from maa_core.go2.wtw import ActionMapper, ObservationBuilder, WtwConfig, load_parameters_pkl, load_wtw_run
+from maa_core.specs import get_spec, locomotion_spec
+
+MOTOR = ["FR_hip", "FR_thigh", "FR_calf", "FL_hip", "FL_thigh", "FL_calf",
+         "RR_hip", "RR_thigh", "RR_calf", "RL_hip", "RL_thigh", "RL_calf"]
+POLICY = ["FL_hip", "FL_thigh", "FL_calf", "FR_hip", "FR_thigh", "FR_calf",
+          "RL_hip", "RL_thigh", "RL_calf", "RR_hip", "RR_thigh", "RR_calf"]
+
+
+@pytest.fixture(scope="module")
+def go2():
+    return load_robot_config("go2")
+
+
+# -- constants -------------------------------------------------------------------------------------
+def test_robot_configs_resolve_per_joint(go2):
+    go1 = load_robot_config("go1")
+    assert go2.motor_joints == tuple(MOTOR) and go2.policy_joints == tuple(POLICY)
+    d = dict(zip(MOTOR, go2.default_angles))
+    assert d["FL_hip"] == 0.1 and d["FR_hip"] == -0.1 and d["FL_thigh"] == 0.8 and d["RL_thigh"] == 1.0 and d["RR_calf"] == -1.5
+    lim = dict(zip(MOTOR, go2.torque_limit))
+    assert lim["FR_calf"] == 45.43 and lim["RL_hip"] == 23.7
+    assert dict(zip(MOTOR, go1.torque_limit))["FR_calf"] == 35.55
+    assert go2.control.rate_hz == 50 and go2.safety.stale_state_s == 0.05
+
+
+@pytest.mark.parametrize("edit, msg", [
+    (lambda d: d.update(bogus=1), "unknown key"),
+    (lambda d: d.pop("default_angles"), "missing key 'default_angles'"),
+    (lambda d: d["control"].update(kp="stiff"), "control.kp: expected a number"),
+    (lambda d: d["stand_pose"].update(calf=-3.5), "stand_pose outside the joint limits"),
+    (lambda d: d.update(motor_joints=d["motor_joints"][:11]), "must list the 12 joints"),
+    (lambda d: d["joystick"].update(estop_keys=["Z"]), None),  # caught when the controller builds masks
+])
+def test_malformed_robot_config_is_one_clear_line(edit, msg):
+    d = yaml.safe_load((CONFIG_DIR / "go2_robot.yaml").read_text())
+    edit(d)
+    if msg is None:
+        from maa_core.go2.state import Joystick
+        cfg = robot_config_from_dict(d, "bad.yaml")
+        with pytest.raises(MaaError, match="unknown key 'Z'"):
+            Joystick.mask(cfg.joystick.estop_keys)
+        return
+    with pytest.raises(MaaError, match=msg) as e:
+        robot_config_from_dict(d, "bad.yaml")
+    assert "\n" not in str(e.value) and str(e.value).startswith("bad.yaml")
+
+
+# -- joint order -----------------------------------------------------------------------------------
+def test_joint_order_mapping_is_explicit_and_round_trips(go2):
+    jm = JointMap.from_config(go2)
+    # SDK order FR, FL, RR, RL  <->  WTW order FL, FR, RL, RR: legs swap in pairs
+    assert jm.policy_from_motor.tolist() == [3, 4, 5, 0, 1, 2, 9, 10, 11, 6, 7, 8]
+    assert jm.policy_hips.tolist() == [0, 3, 6, 9]
+    tagged = np.arange(12.0) + 100  # motor slot i carries 100 + i
+    p = jm.to_policy(tagged)
+    for k, name in enumerate(POLICY):
+        assert p[k] == 100 + MOTOR.index(name)
+    x = np.random.default_rng(0).normal(size=(5, 12))
+    assert np.array_equal(jm.to_motor(jm.to_policy(x)), x)
+    assert np.array_equal(jm.to_policy(jm.to_motor(x)), x)
+    out = np.empty(12)
+    assert jm.to_policy(tagged, out) is out
+
+
+# -- observation and actions -----------------------------------------------------------------------
+def test_observation_matches_hand_computed_example(go2):
+    jm = JointMap.from_config(go2)
+    wtw = WtwConfig()
+    b = ObservationBuilder(wtw, jm.to_policy(go2.default_angles), go2.gait_command)
+    roll = 0.3
+    quat = np.array([math.cos(roll / 2), math.sin(roll / 2), 0.0, 0.0])   # body rolled 0.3 rad about x
+    q_motor = go2.default_angles + 0.01 * np.arange(12)                    # motor slot i is 0.01 i off default
+    dq_motor = np.arange(12.0) - 6.0
+    b.set_velocity(0.5, -0.2, 0.3)
+    b.record_action(np.full(12, 0.5))                  # executed two steps ago
+    b.record_action(np.r_[12.0, -12.0, np.zeros(10)])  # executed last step (clipped to +-10)
+    b.step_clock()
+    o = b.build(quat, jm.to_policy(q_motor), jm.to_policy(dq_motor)).astype(np.float64)
+
+    expected = np.zeros(70)
+    expected[0:3] = [0.0, -math.sin(roll), -math.cos(roll)]               # gravity in the body frame
+    expected[3:6] = [0.5 * 2.0, -0.2 * 2.0, 0.3 * 0.25]                  # lin_vel 2.0, ang_vel 0.25
+    expected[6:18] = [0.0 * 2.0, 3.0, 0.5, 0.0, 0.0, 0.5, 0.08 * 0.15, 0.0, 0.0, 0.25, 0.40, 0.0]
+    # joints in WTW order FL, FR, RL, RR = motor slots 3,4,5, 0,1,2, 9,10,11, 6,7,8
+    slots = [3, 4, 5, 0, 1, 2, 9, 10, 11, 6, 7, 8]
+    expected[18:30] = [0.01 * s for s in slots]
+    expected[30:42] = [(s - 6.0) * 0.05 for s in slots]
+    expected[42:54] = [10.0, -10.0] + [0.0] * 10
+    expected[54:66] = 0.5
+    gi = 0.02 * 3.0                                                        # one 0.02 s step at 3 Hz
+    expected[66:70] = [math.sin(2 * math.pi * f) for f in (gi + 0.5, gi, gi, gi + 0.5)]
+    np.testing.assert_allclose(o, expected, atol=1e-6)
+
+    b.push()
+    assert np.array_equal(b.history[-1], b.obs) and not b.history[:-1].any()  # newest last, oldest first
+    b.push()
+    assert np.array_equal(b.history[-2], b.history[-1])
+    assert np.shares_memory(b.history, b.input) and b.input.shape == (2102,)
+
+
+def test_actions_map_to_targets_with_scale_hip_reduction_and_defaults(go2):
+    jm = JointMap.from_config(go2)
+    defaults_p = jm.to_policy(go2.default_angles)
+    m = ActionMapper(WtwConfig(), defaults_p, jm.policy_hips)
+    t = m.targets(np.ones(12), np.zeros(12))
+    expected = defaults_p + 0.25
+    expected[[0, 3, 6, 9]] = defaults_p[[0, 3, 6, 9]] + 0.25 * 0.5
+    np.testing.assert_allclose(t, expected)
+    motor = jm.to_motor(t)
+    assert motor[MOTOR.index("FR_hip")] == pytest.approx(-0.1 + 0.125)
+    assert motor[MOTOR.index("RL_thigh")] == pytest.approx(1.0 + 0.25)
+    np.testing.assert_allclose(m.targets(np.full(12, 50.0), np.zeros(12)), m.targets(np.full(12, 10.0), np.zeros(12)))
+
+
+def test_shared_adaptation_module_shapes(shared_dir):
+    run = load_wtw_run(shared_dir / "wtw")
+    assert run.config.history_dim == 2100 and run.config.actor_in_dim == 2102 and run.body is None
+    assert run.config.action_scale == 0.25 and run.config.hip_scale_reduction == 0.5 and run.config.dt == pytest.approx(0.02)
+    with torch.inference_mode():
+        out = run.adaptation(torch.zeros(4, 2100))
+    assert tuple(out.shape) == (4, 2) and torch.isfinite(out).all()
+    assert get_spec("go2-wtw").obs_dim == run.config.actor_in_dim
+
+
+def _cuda_tensor_pickle(cfg: dict) -> bytes:
+    """Bytes shaped like WTW's parameters.pkl: tensors pickled as torch.load payloads tagged 'cuda:0'."""
+    def cuda_bytes(t):
+        buf = io.BytesIO()
+        torch.save(t, buf, _use_new_zipfile_serialization=False)
+        raw = buf.getvalue()
+        cpu, cuda = b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0"
+        assert raw.count(cpu) == 1
+        return raw.replace(cpu, cuda)
+
+    class P(pickle.Pickler):
+        def reducer_override(self, obj):
+            if torch.is_tensor(obj):
+                return torch.storage._load_from_bytes, (cuda_bytes(obj),)
+            return NotImplemented
+    buf = io.BytesIO()
+    P(buf, protocol=2).dump({"Cfg": cfg})
+    return buf.getvalue()
+
+
+def test_parameters_pkl_with_cuda_tensors_loads_on_cpu(shared_dir, tmp_path):
+    import json
+    cfg = json.loads((shared_dir / "wtw" / "wtw_go1_pretrain_config.json").read_text())
+    cfg["control"]["action_scale"] = torch.tensor(0.25)
+    data = _cuda_tensor_pickle(cfg)
+    if not torch.cuda.is_available():  # the plain loader is what fails on a CPU-only machine
+        with pytest.raises(RuntimeError):
+            pickle.loads(data)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "parameters.pkl").write_bytes(data)
+    shutil.copy(shared_dir / "wtw" / "adaptation_module_latest.jit", tmp_path / "checkpoints")
+    assert load_parameters_pkl(tmp_path / "parameters.pkl")["control"]["action_scale"] == pytest.approx(0.25)
+    run = load_wtw_run(tmp_path)
+    assert run.config.action_scale == pytest.approx(0.25) and run.config.num_obs == 70
+    (tmp_path / "parameters.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(MaaError, match="cannot unpickle"):
+        load_wtw_run(tmp_path)
+
+
+# -- LowCmd ----------------------------------------------------------------------------------------
+def test_lowcmd_crc_verifies_with_sdk_crc(go2):
+    from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowCmd_
+    from unitree_sdk2py.utils.crc import CRC
+    from maa_core.go2.dds import fill_lowcmd, new_lowcmd
+    cmd = MotorCommand()
+    cmd.set_pd(go2.stand_pose, 20.0, 0.5)
+    msg = new_lowcmd(go2)
+    fill_lowcmd(msg, cmd, go2.control.motor_mode, CRC())
+    received = LowCmd_.deserialize(msg.serialize())  # what the robot gets off the wire
+    assert received.crc == CRC().Crc(received) != 0
+    assert list(received.head) == [0xFE, 0xEF] and received.level_flag == 0xFF
+    assert [m.mode for m in received.motor_cmd[:12]] == [1] * 12 and received.motor_cmd[12].mode == 0
+    assert received.motor_cmd[0].kp == pytest.approx(20.0) and received.motor_cmd[3].q == pytest.approx(0.1)
+    received.motor_cmd[0].q += 0.1  # any change breaks the CRC
+    assert CRC().Crc(received) != received.crc
+
+
+def test_sim_bridge_drops_commands_with_bad_crc(go2):
+    from unitree_sdk2py.utils.crc import CRC
+    from maa_core.go2.dds import fill_lowcmd, new_lowcmd
+    from maa_core.go2.sim.bridge import SimBridge
+    b = SimBridge(go2)
+    b._crc = CRC()
+    cmd = MotorCommand()
+    cmd.set_pd(go2.stand_pose, 20.0, 0.5)
+    msg = new_lowcmd(go2)
+    fill_lowcmd(msg, cmd, 1, CRC())
+    b._on_lowcmd(msg)
+    assert b.stats["cmds"] == 1 and np.allclose(b._cmd.q, go2.stand_pose)
+    msg.motor_cmd[0].kp = 500.0
+    b._on_lowcmd(msg)
+    assert b.stats["bad_crc"] == 1 and b._cmd.kp[0] == 20.0
+
+
+# -- supervisor and validation ---------------------------------------------------------------------
+def test_supervisor_fault_checks(go2):
+    sup = Supervisor(go2)
+    st = LowState()
+    st.q[:] = go2.stand_pose
+    st.stamp = 10.0
+    assert sup.check(st, 10.02) is None
+    assert "stale lowstate" in sup.check(st, 10.06)
+    a = 0.9
+    st.quat[:] = [math.cos(a / 2), 0.0, math.sin(a / 2), 0.0]
+    assert tilt_angle(st.quat) == pytest.approx(a) and "body tilt" in sup.check(st, 10.0)
+    st.quat[:] = [1, 0, 0, 0]
+    st.q[2] = go2.joint_lower[2] - 0.2
+    assert "joint limit: FR_calf" in sup.check(st, 10.0)
+    st.q[:] = go2.stand_pose
+    st.tau[5] = go2.torque_limit[5]
+    for _ in range(go2.safety.torque_saturation_ticks - 1):
+        assert sup.check(st, 10.0) is None
+    assert "torque limit: FL_calf" in sup.check(st, 10.0)
+
+
+def test_validation_refuses_poisoned_actors():
+    spec = get_spec("go2-wtw")
+    x = np.random.default_rng(0).normal(size=(8, spec.obs_dim)).astype(np.float32) * 0.1
+    params = np.zeros(spec.num_params, np.float32)
+    good = as_candidate(ActorBlob(spec, params.copy(), "good"), spec)
+    assert canary_check(good, x, 12, 10.0, 50.0)["max_abs_action"] == 0.0
+    nan = params.copy()
+    nan[0] = np.nan
+    with pytest.raises(MaaError, match="NaN"):
+        as_candidate(ActorBlob(spec, nan, "nan"), spec)
+    huge = params.copy()
+    huge[-12:] = 1e4
+    with pytest.raises(MaaError, match="exceeds the bound"):
+        canary_check(as_candidate(ActorBlob(spec, huge, "huge"), spec), x, 12, 10.0, 50.0)
+    small = locomotion_spec(hidden=(32,), name="small")
+    with pytest.raises(MaaError, match="spec mismatch"):
+        as_candidate(ActorBlob(small, np.zeros(small.num_params, np.float32)), spec)
+    with pytest.raises(MaaError, match="expected an ActorBlob"):
+        as_candidate("actor.pt", spec)
+    with pytest.raises(MaaError, match="forward pass failed"):
+        canary_check(as_candidate(torch.nn.Linear(10, 12), spec), x, 12, 10.0, 50.0)
+
+
+# -- simulator in-process --------------------------------------------------------------------------
+def test_sim_model_stands_up_in_process(go2):
+    from maa_core.go2.sim.env import Go2Sim
+    sim = Go2Sim(go2)
+    st = sim.read(LowState())
+    assert sim.base_position()[2] < 0.15 and st.accel[2] == pytest.approx(9.81, abs=0.5)
+    q0, cmd = st.q.copy(), MotorCommand()
+    n = int(go2.stand.duration_s / sim.dt)
+    for i in range(n):
+        a = (i + 1) / n
+        cmd.set_pd((1 - a) * q0 + a * go2.stand_pose, go2.stand.kp, go2.stand.kd)
+        sim.apply(cmd)
+        sim.step()
+    sim.step(int(1.0 / sim.dt))
+    sim.read(st)
+    assert 0.24 < sim.base_position()[2] < 0.36
+    assert st.foot_force.min() > 20 and st.foot_force.sum() == pytest.approx(15.2 * 9.81, rel=0.1)
+    assert np.all(np.abs(st.tau) <= go2.torque_limit + 1e-6) and st.tick == int(sim.time * 1000)
+    cmd.set_damping(go2.damping.kd)
+    sim.apply(cmd)
+    sim.step(int(1.5 / sim.dt))
+    assert sim.base_position()[2] < 0.15  # damping lets it sit down
+
+
+def test_wtw_sim_env_reuses_the_controller_observation(go2):
+    from maa_core.go2.sim.env import WtwSimEnv
+    env = WtwSimEnv(go2)
+    obs = env.reset("stand")
+    assert obs.shape == (70,) and obs[2] == pytest.approx(-1.0, abs=0.02)
+    for _ in range(50):
+        obs = env.step(np.zeros(12))
+    # zero action at the policy gains (kp 20) sags under the 15 kg body but stays up
+    assert 0.2 < env.sim.base_position()[2] < 0.36 and np.abs(obs[18:30]).max() < 0.4
+    assert env.history.shape == (30, 70) and np.array_equal(env.history[-1], obs)
+
+
+def test_render_png_when_gl_available(go2, tmp_path):
+    from maa_core.go2.sim.env import Go2Sim
+    sim = Go2Sim(go2)
+    try:
+        img = sim.render(160, 120)
+    except MaaError as e:
+        pytest.skip(str(e))
+    finally:
+        pass
+    sim.close()
+    assert img.shape == (120, 160, 3) and img.std() > 5

@@ -82,7 +82,15 @@ def _optimizer(params, oc: OptimConfig):
 
 def _tasks():
     """LightningModules are defined lazily so importing maa_core does not import Lightning."""
+    import warnings
+
     import lightning as L
+
+    # Lightning's start-up chatter (accelerator inventory, advertising) buries our progress output;
+    # distributed initialisation (lightning.fabric) still logs.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*treespec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
     class AutoencoderTask(L.LightningModule):
         def __init__(self, ae, oc: OptimConfig):

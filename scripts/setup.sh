@@ -22,7 +22,12 @@ if [ ${#apt_need[@]} -gt 0 ]; then
 fi
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-PIP="$VENV/bin/python -m pip install -q --disable-pip-version-check -c requirements/constraints.txt"
+# pip's notes about this machine's extra (file://) indexes are noise, not problems: filter them
+pip_install() {
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c requirements/constraints.txt "$@" 2>&1 \
+    | { grep -v "is neither a file nor a directory" || true; }
+}
+PIP=pip_install
 # torch first, so nothing later resolves an unpinned torch to the CUDA build
 $PIP torch==2.13.0
 $PIP -r requirements/base.txt -r requirements/ros.txt

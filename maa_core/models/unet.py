@@ -31,14 +31,14 @@ def _groups(c: int) -> int:
 
 class ConvBlock(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, k: int):
-        super().__init__(nn.Conv1d(c_in, c_out, k, padding=k // 2), nn.GroupNorm(_groups(c_out), c_out), nn.Mish())
+        super().__init__(nn.Conv1d(c_in, c_out, k, padding=k // 2), nn.GroupNorm(_groups(c_out), c_out), nn.SiLU())
 
 
 class FiLMResBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, cond_dim: int, k: int):
         super().__init__()
         self.block1, self.block2 = ConvBlock(c_in, c_out, k), ConvBlock(c_out, c_out, k)
-        self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * c_out))
+        self.film = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 2 * c_out))
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -55,7 +55,7 @@ class ConditionalUnet1D(nn.Module):
         levels = len(channels)
         assert length % (2 ** (levels - 1)) == 0, f"latent length {length} must be divisible by {2 ** (levels - 1)}"
         self.step = nn.Sequential(SinusoidalStep(step_embed_dim), nn.Linear(step_embed_dim, 4 * step_embed_dim),
-                                  nn.Mish(), nn.Linear(4 * step_embed_dim, step_embed_dim))
+                                  nn.SiLU(), nn.Linear(4 * step_embed_dim, step_embed_dim))
         g = cond_dim + step_embed_dim
         dims = [in_channels + pos_channels, *channels]
         self.down = nn.ModuleList()

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from .config import GeneratorConfig, OptimConfig
 from .dataset import PolicyDataset
 from .errors import MaaError, check
-from .models.behavior import prompt_windows
+from .models.behavior import min_prompt_length, prompt_windows
 from .pipeline import PolicyGenerator, default_device, make_scheduler
 from .trajectory import Trajectory
 
@@ -44,8 +44,8 @@ class TrainingData:
                      obs_dim: int, act_dim: int) -> "TrainingData":
         check(len(params) > 0, "training data: no checkpoints")
         check(np.isfinite(params).all(), "training data: parameters contain NaN or Inf")
-        usable = [(i, t) for i, t in trajectories if len(t) >= _min_len(cfg)]
-        check(usable, f"training data: no trajectory is long enough (need {_min_len(cfg)} steps)")
+        usable = [(i, t) for i, t in trajectories if len(t) >= min_prompt_length(cfg.embedding)]
+        check(usable, f"training data: no trajectory is long enough (need {min_prompt_length(cfg.embedding)} steps)")
         wins = []
         for i, t in usable:
             t.validate(obs_dim, act_dim, where=f"trajectory of checkpoint {i}")
@@ -61,11 +61,6 @@ class TrainingData:
         params = ds.params()
         trajs = [(i, t) for i, rec in enumerate(ds) for t in rec.trajectories]
         return cls.from_records(params, trajs, cfg, ds.spec.obs_dim, ds.spec.act_dim)
-
-
-def _min_len(cfg: GeneratorConfig) -> int:
-    from .models.behavior import min_prompt_length
-    return min_prompt_length(cfg.embedding)
 
 
 def _optimizer(params, oc: OptimConfig):

@@ -27,7 +27,6 @@ from .models.behavior import min_prompt_length, prompt_windows
 from .pipeline import PolicyGenerator, default_device, make_scheduler
 from .trajectory import Trajectory
 
-log = logging.getLogger("maa.train")
 
 
 @dataclass

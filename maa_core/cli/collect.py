@@ -1,7 +1,6 @@
 """`maa collect`: build a training dataset of policy checkpoints + trajectories (see docs/data.md)."""
 from __future__ import annotations
 
-import argparse
 
 
 def add_parser(sub, name: str):

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import MaaError, check
+from ..errors import check
 from .tasks import metaworld_id, short_name
 
 OBS_DIM = 39

@@ -25,6 +25,21 @@ def test_flatten_unflatten_is_exact(name):
     assert torch.equal(spec.flatten(clone), flat)
 
 
+def test_unflattened_actors_are_independent_and_trainable():
+    # actors are cheap clones of one template: they must not share weights, hooks or the caller's array
+    spec = get_spec("metaworld-sac")
+    flat = np.random.default_rng(0).standard_normal(spec.num_params).astype(np.float32)
+    a, b = spec.unflatten(flat), spec.unflatten(flat)
+    with torch.no_grad():
+        a.trunk[0].weight.add_(1.0)
+    assert not torch.equal(a.trunk[0].weight, b.trunk[0].weight)
+    assert np.array_equal(spec.flatten(b).numpy(), flat)
+    a.register_forward_hook(lambda *_: None)
+    assert len(b._forward_hooks) == 0
+    sum(h.sum() for h in b.head_outputs(torch.randn(4, spec.obs_dim)).values()).backward()
+    assert all(p.grad is not None for p in b.parameters())
+
+
 @pytest.mark.parametrize("name", sorted(BUILTIN_SPECS))
 def test_token_groups_tile_the_vector(name):
     spec = get_spec(name)

@@ -76,12 +76,16 @@ def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int) -> d
             results.append(ctl.submit_actor(blobs[k]).wait(10))
         time.sleep(max(0.0, t_run + duration - time.monotonic()))
         ticks = ctl.tick_index - tick0
-        ct = ctl.compute_times[tick0 % len(ctl.compute_times):][:ticks] if ticks < len(ctl.compute_times) else ctl.compute_times
+        ring = len(ctl.compute_times)
+        idx = np.arange(tick0, tick0 + ticks)[-ring:] % ring
+        ct, pt = ctl.compute_times[idx], ctl.prepare_times[idx]
         out = {
             "duration_s": time.monotonic() - t_run, "ticks": ticks, "mode_at_end": ctl.mode.name,
             "missed_ticks": ctl.missed_ticks - missed0, "overruns": ctl.overruns - over0,
             "faults": int(ctl.counters["faults"]), "swaps_accepted": sum(r.accepted for r in results),
             "tick_compute_ms": {k: 1000 * v for k, v in pct(ct).items()},
+            # after the command went out: the older history rows' share of the next tick's first layers
+            "after_send_prepare_ms": {k: 1000 * v for k, v in pct(pt).items()},
             "swap_latency_ms": {k: 1000 * v for k, v in pct([r.latency_s for r in results if r.accepted]).items()},
             "swap_validation_ms": {k: 1000 * v for k, v in pct([r.decided_at - r.submitted_at for r in results]).items()},
         }

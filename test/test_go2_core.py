@@ -308,3 +308,37 @@ def test_render_png_when_gl_available(go2, tmp_path):
         pass
     sim.close()
     assert img.shape == (120, 160, 3) and img.std() > 5
+
+
+def test_numpy_tick_path_matches_torch_and_splits_the_history(shared_dir, go2):
+    """The controller's tick runs plain MLPs as numpy with the older history rows precomputed after the
+    previous command; over a stream of observations it must give the torch modules' actions."""
+    from maa_core.go2.inference import HistoryMlp, mlp_layers
+    from maa_core.go2.wtw import PolicyRunner
+    run = load_wtw_run(shared_dir / "wtw")
+    assert [l.weight.shape for l in mlp_layers(run.adaptation)] == [(256, 2100), (128, 256), (2, 128)]
+    assert mlp_layers(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Softplus())) is None  # unknown op -> torch
+    spec = locomotion_spec(hidden=(64, 32))
+    torch.manual_seed(0)
+    actor = spec.build().eval()
+    w = run.config
+    b = ObservationBuilder(w, np.zeros(12))
+    runner = PolicyRunner(b, run.adaptation)
+    fast = runner.compile(actor)
+    assert isinstance(fast, HistoryMlp) and runner.fast_adaptation is not None
+    rng = np.random.default_rng(0)
+    prepared_ticks = 0
+    for t in range(40):
+        if t == 20:
+            b.reset()  # a reset invalidates the precomputed rows
+        b.obs[:] = rng.standard_normal(w.num_obs)
+        b.push()
+        prepared_ticks += runner._prepared()
+        a = runner.run(actor, fast).copy()
+        with torch.inference_mode():
+            x = torch.from_numpy(b.input.copy()).view(1, -1)
+            x[:, w.history_dim:] = run.adaptation(x[:, :w.history_dim])
+            ref = actor(x).numpy()[0]
+        assert np.allclose(a, ref, rtol=1e-4, atol=1e-5), (t, np.abs(a - ref).max())
+        runner.prepare(fast)
+    assert prepared_ticks == 38  # all but the first tick and the one after the reset

@@ -104,6 +104,7 @@ class _Slot:
     generation_id: str
     ticket: SwapTicket | None = None
     activated_at: float = 0.0
+    fast: object = None  # HistoryMlp of the module (numpy tick path), None = run the torch module
 
 
 # -- the controller --------------------------------------------------------------------------------
@@ -156,6 +157,7 @@ class Controller:
         self._tl_gen = [""] * n
         self._tl_head = 0
         self.compute_times = np.zeros(1 << 16)  # every tick's compute time (ring), for diagnostics/benchmarks
+        self.prepare_times = np.zeros(1 << 16)  # after the command: precomputing the next tick (ring)
         # recent actor inputs for the canary check
         self._canary = np.zeros((canary_capacity or self.cfg.safety.canary_batch, w.actor_in_dim), np.float32)
         self._canary_n = 0
@@ -314,7 +316,8 @@ class Controller:
             # serializes, CRCs and writes outside the tick, and may hold the GIL while doing so)
             dt = self._sent_at - t0
             self.compute_times[self.tick_index % len(self.compute_times)] = dt
-            if dt > period:
+            self.prepare_times[self.tick_index % len(self.prepare_times)] = time.perf_counter() - self._sent_at
+            if time.perf_counter() - t0 > period:
                 self.overruns += 1
             self._tl_meta[(self._tl_head - 1) % self._tl_n, 5] = dt
             self.tick_index += 1
@@ -346,8 +349,7 @@ class Controller:
             if sup.mode == Mode.RUN:
                 action = self._policy_action(now, tick)
             else:
-                with torch.inference_mode():  # keep the latent fresh for canaries of the next actor
-                    self.runner.latent.copy_(self.runner.adaptation(self.runner.hist))
+                self.runner.update_latent()  # keep the latent fresh for canaries of the next actor
             np.copyto(self._canary[self._canary_n % len(self._canary)], b.input)
             self._canary_n += 1
             b.record_action(action)
@@ -367,9 +369,11 @@ class Controller:
         self._record(tick, now, mode, action)
         self.robot.send(cmd)
         self._sent_at = time.perf_counter()
+        if have_state:  # off the state-to-command path: the older history rows' share of the next tick
+            self.runner.prepare(self._active.fast if self._active is not None else None)
 
     def _policy_action(self, now: float, tick: int) -> np.ndarray:
-        a = self.runner.run(self._active.module)
+        a = self.runner.run(self._active.module, self._active.fast)
         bound = self.cfg.safety.max_abs_action
         if not np.isfinite(a).all():
             gid = self._active.generation_id
@@ -379,7 +383,7 @@ class Controller:
             gid, peak = self._active.generation_id, float(np.abs(a).max())
             if self._previous is not None:
                 self._revert(now, tick, f"{gid} output {peak:.3g} exceeds bound {bound:g}")
-                a = self.runner.run(self._active.module)
+                a = self.runner.run(self._active.module, self._active.fast)
                 if np.isfinite(a).all() and np.abs(a).max() <= bound:
                     return a
             self._fault(f"action {peak:.3g} from {gid} exceeds bound {bound:g}", now, tick, blame="actor")
@@ -485,8 +489,10 @@ class Controller:
             try:
                 cand = as_candidate(actor, self.spec, gid)
                 ticket.result.generation_id = cand.generation_id
-                details = canary_check(cand, self._canary_inputs(), self.wtw.config.num_actions,
+                canary = self._canary_inputs()
+                details = canary_check(cand, canary, self.wtw.config.num_actions,
                                        self.cfg.safety.max_abs_action, self.cfg.safety.max_inference_ms)
+                fast = self._compile_checked(cand.module, canary)
             except MaaError as e:
                 now = self.clock()
                 self.counters["refused"] += 1
@@ -499,9 +505,28 @@ class Controller:
             ticket.result.decided_at = self.clock()
             ticket.result.details = details
             with self._pending_lock:
-                old, self._pending = self._pending, _Slot(cand.module, cand.generation_id, ticket)
+                old, self._pending = self._pending, _Slot(cand.module, cand.generation_id, ticket, fast=fast)
             if old is not None and old.ticket is not None:
                 old.ticket.resolve(False, f"superseded by {cand.generation_id} before activation", decided_at=self.clock())
+
+    def _compile_checked(self, module, canary: np.ndarray):
+        """The numpy tick path of `module`, used only if it reproduces the torch module on the canary."""
+        try:
+            fast = self.runner.compile(module)
+            if fast is None:
+                return None
+            rows = canary[: min(4, len(canary))]
+            with torch.inference_mode():
+                ref = module(torch.from_numpy(np.ascontiguousarray(rows))).numpy()
+            got = np.stack([fast.forward(r, prepared=False).copy() for r in rows])
+        except Exception as e:  # the torch path stays available; never let this kill the validator
+            log.warning("no numpy tick path for this actor (%s: %s); running torch", type(e).__name__, e)
+            return None
+        if not np.allclose(got, ref, rtol=1e-4, atol=1e-4):
+            log.warning("numpy tick path disagrees with the torch module (max diff %.3g); running torch",
+                        float(np.abs(got - ref).max()))
+            return None
+        return fast
 
     def _canary_inputs(self) -> np.ndarray:
         """Recent actor inputs; before any tick ran, a standing observation history."""

@@ -206,6 +206,7 @@ class ObservationBuilder:
         self.last_actions = np.zeros(a)
         self.clock = np.zeros(4)
         self.gait_index = 0.0
+        self.pushes = 0  # history version: +1 per push, +2 on reset (tells prepared partial sums apart)
         self._grav = np.zeros(3)
         self._tmp = np.zeros(a)
         # slices of one observation
@@ -228,6 +229,7 @@ class ObservationBuilder:
         self.actions[:] = 0.0
         self.last_actions[:] = 0.0
         self.gait_index = 0.0
+        self.pushes += 2
 
     def step_clock(self) -> None:
         """Advance the gait phase by one policy step (as WTW's simulator does before observing)."""
@@ -260,6 +262,7 @@ class ObservationBuilder:
         h = self.history
         h[:-1] = h[1:]
         h[-1] = self.obs
+        self.pushes += 1
 
     def record_action(self, action: np.ndarray) -> None:
         """The action executed this step becomes `actions`; the previous one `last_actions`."""
@@ -286,19 +289,59 @@ class ActionMapper:
 
 class PolicyRunner:
     """latent = adaptation(history); action = actor(history ‖ latent). Reads the builder's input
-    buffer in place (zero-copy torch views) and writes the latent into its tail."""
+    buffer in place and writes the latent into its tail.
+
+    Plain MLPs run as numpy matrices (`HistoryMlp`); after the command went out, `prepare()`
+    precomputes the next tick's contribution of the 29 older history rows, so the tick itself only
+    multiplies the newest observation. Other modules (e.g. a TorchScript body) run through torch."""
 
     def __init__(self, builder: ObservationBuilder, adaptation: torch.nn.Module):
+        from .inference import HistoryMlp
         self.builder = builder
         self.adaptation = adaptation
+        w = builder.wtw
         self.x = torch.from_numpy(builder.input).view(1, -1)   # shares memory with builder.input
-        self.hist = self.x[:, : builder.wtw.history_dim]
-        self.latent = self.x[:, builder.wtw.history_dim:]
-        self.action = np.zeros(builder.wtw.num_actions, dtype=np.float32)
+        self.hist = self.x[:, : w.history_dim]
+        self.latent = self.x[:, w.history_dim:]
+        self._latent_np = builder.input[w.history_dim:]
+        self.action = np.zeros(w.num_actions, dtype=np.float32)
         self._action_t = torch.from_numpy(self.action).view(1, -1)
+        self.fast_adaptation = HistoryMlp.of(adaptation, w.history_len, w.num_obs, w.history_dim)
+        self._prepared_push, self._prepared_actor = -10, None
 
-    def run(self, actor: torch.nn.Module) -> np.ndarray:
-        with torch.inference_mode():
-            self.latent.copy_(self.adaptation(self.hist))
-            self._action_t.copy_(actor(self.x))
+    def compile(self, actor: torch.nn.Module):
+        """The actor as a `HistoryMlp`, or None when it is not a plain MLP (then torch runs it)."""
+        from .inference import HistoryMlp
+        w = self.builder.wtw
+        return HistoryMlp.of(actor, w.history_len, w.num_obs, w.actor_in_dim)
+
+    def _prepared(self) -> bool:
+        return self._prepared_push == self.builder.pushes - 1
+
+    def update_latent(self) -> None:
+        if self.fast_adaptation is not None:
+            self._latent_np[:] = self.fast_adaptation.forward(self.builder.input, self._prepared())
+        else:
+            with torch.inference_mode():
+                self.latent.copy_(self.adaptation(self.hist))
+
+    def run(self, actor: torch.nn.Module, fast=None) -> np.ndarray:
+        """One action; `fast` = `compile(actor)` when available."""
+        prepared = self._prepared()
+        self.update_latent()
+        if fast is not None:
+            np.copyto(self.action, fast.forward(self.builder.input, prepared and self._prepared_actor is fast))
+        else:
+            with torch.inference_mode():
+                self._action_t.copy_(actor(self.x))
         return self.action
+
+    def prepare(self, fast=None) -> None:
+        """Call after the command went out: the older rows' share of the next tick's first layers."""
+        x = self.builder.input
+        if self.fast_adaptation is not None:
+            self.fast_adaptation.prepare(x)
+        if fast is not None:
+            fast.prepare(x)
+        self._prepared_actor = fast
+        self._prepared_push = self.builder.pushes

@@ -23,13 +23,8 @@ class Candidate:
 
 
 def _build(spec: PolicySpec, params: np.ndarray) -> torch.nn.Module:
-    """Actor module holding `params`, built on the meta device first: skipping the random
-    initialisation of ~1M weights saves most of the construction time on the swap path."""
-    with torch.device("meta"):
-        actor = Actor(spec)
-    actor = actor.to_empty(device="cpu")
-    torch.nn.utils.vector_to_parameters(torch.from_numpy(np.array(params, dtype=np.float32)), actor.parameters())
-    return actor.eval()
+    """Actor module holding a copy of `params` (a clone of a cached template: no random init on the swap path)."""
+    return spec.unflatten(params).eval()
 
 
 def as_candidate(obj, expected: PolicySpec, generation_id: str | None = None) -> Candidate:
@@ -40,7 +35,7 @@ def as_candidate(obj, expected: PolicySpec, generation_id: str | None = None) ->
         obj.spec.check_compatible(expected, "actor")
         params = np.asarray(obj.params)
         check(params.shape == (expected.num_params,), f"actor: {params.size} parameters, spec {expected.name} has {expected.num_params}")
-        check(bool(np.isfinite(params).all()), "actor: parameters contain NaN or Inf")
+        check(bool(np.isfinite(params).all()), "actor: parameters contain NaN or Inf")  # blobs may be built in-process
         return Candidate(_build(obj.spec, params), generation_id or obj.generation_id or obj.checksum[:12], obj.spec)
     if isinstance(obj, Actor):
         obj.spec.check_compatible(expected, "actor")

@@ -158,6 +158,9 @@ class PolicyDataset:
         self.root = Path(root)
         self.manifest = _read_manifest(self.root)
         self.spec = PolicySpec.from_dict(self.manifest["spec"])
+        # trajectories may use another state layout than the actor input (locomotion: the 70-value
+        # observation the controller streams, while the actor reads a 2102-value history)
+        self.traj_obs_dim = int(self.manifest.get("traj_obs_dim", self.spec.obs_dim))
         self._shards: dict[int, Shard] = {}
         counts = [int(s["records"]) for s in self.manifest["shards"]]
         self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
@@ -215,9 +218,11 @@ class PolicyDataset:
 class DatasetWriter:
     """Append side. Safe for several processes appending to one directory."""
 
-    def __init__(self, root, spec):
+    def __init__(self, root, spec, traj_obs_dim: int | None = None):
+        """`traj_obs_dim`: state size of the stored trajectories when it differs from the spec's input."""
         self.root = Path(root)
         self.spec = get_spec(spec)
+        self.traj_obs_dim = int(traj_obs_dim or self.spec.obs_dim)
         self.root.mkdir(parents=True, exist_ok=True)
         with self._locked():
             if (self.root / MANIFEST).exists():
@@ -225,10 +230,15 @@ class DatasetWriter:
                 theirs = PolicySpec.from_dict(man["spec"])
                 if theirs.to_dict() != self.spec.to_dict():
                     raise MaaError(f"{self.root}: dataset belongs to spec {theirs.name!r}, not {self.spec.name!r}")
+                have = int(man.get("traj_obs_dim", theirs.obs_dim))
+                if have != self.traj_obs_dim:
+                    raise MaaError(f"{self.root}: dataset stores {have}-dim trajectory states, not {self.traj_obs_dim}")
                 self._recover(man)
             else:
-                _fsync_write(self.root / MANIFEST, json.dumps(
-                    {"format": FORMAT, "spec": self.spec.to_dict(), "shards": []}, indent=1).encode())
+                man = {"format": FORMAT, "spec": self.spec.to_dict(), "shards": []}
+                if self.traj_obs_dim != self.spec.obs_dim:
+                    man["traj_obs_dim"] = self.traj_obs_dim
+                _fsync_write(self.root / MANIFEST, json.dumps(man, indent=1).encode())
 
     @contextmanager
     def _locked(self):
@@ -279,7 +289,7 @@ class DatasetWriter:
                   f"{where}: params have shape {r.params.shape}, spec {self.spec.name} expects ({self.spec.num_params},)")
             check(np.isfinite(r.params).all(), f"{where}: params contain NaN or Inf")
             for j, t in enumerate(r.trajectories):
-                t.validate(self.spec.obs_dim, self.spec.act_dim, where=f"{where} trajectory {j}")
+                t.validate(self.traj_obs_dim, self.spec.act_dim, where=f"{where} trajectory {j}")
             r.spec = self.spec.name
         with self._locked():
             man = _read_manifest(self.root)

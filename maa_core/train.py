@@ -59,7 +59,7 @@ class TrainingData:
     def from_dataset(cls, ds: PolicyDataset, cfg: GeneratorConfig) -> "TrainingData":
         params = ds.params()
         trajs = [(i, t) for i, rec in enumerate(ds) for t in rec.trajectories]
-        return cls.from_records(params, trajs, cfg, ds.spec.obs_dim, ds.spec.act_dim)
+        return cls.from_records(params, trajs, cfg, ds.traj_obs_dim, ds.spec.act_dim)
 
 
 def _optimizer(params, oc: OptimConfig):
@@ -85,6 +85,9 @@ def _tasks():
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*treespec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    # RandomBatches is sampled in-process (num_workers=0) and draws fresh batches on resume by design
+    warnings.filterwarnings("ignore", message=".*IterableDataset. has .__len__. defined.*")
+    warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
 
     class AutoencoderTask(L.LightningModule):
         def __init__(self, ae, oc: OptimConfig):
@@ -180,6 +183,9 @@ class RandomBatches(torch.utils.data.IterableDataset):
             idx = torch.randint(0, n, (self.batch_size,), generator=g)
             yield tuple(t[idx] for t in self.tensors)
 
+    def __len__(self) -> int:  # lets Lightning show "step/total" instead of an open-ended epoch
+        return self.steps
+
 
 def _fit(L, task, dataset: TensorDataset, oc: OptimConfig, stage: str, opts: TrainerOptions, seed: int = 0):
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -195,7 +201,7 @@ def _fit(L, task, dataset: TensorDataset, oc: OptimConfig, stage: str, opts: Tra
         callbacks=[ModelCheckpoint(dirpath=str(stage_dir), save_last=True, every_n_train_steps=opts.checkpoint_every,
                                    save_top_k=0)],
         enable_progress_bar=opts.progress, enable_model_summary=False, log_every_n_steps=10,
-        max_epochs=-1, num_sanity_val_steps=0,
+        max_epochs=1, num_sanity_val_steps=0,  # one epoch = `steps` batches (RandomBatches)
     )
     last = stage_dir / "last.ckpt"
     trainer.fit(task, loader, ckpt_path=str(last) if opts.resume and last.exists() else None)
@@ -276,4 +282,4 @@ def train_from_dataset(dataset_dir, out_dir, cfg: GeneratorConfig, opts: Trainer
     if len(ds) == 0:
         raise MaaError(f"{dataset_dir}: dataset is empty")
     data = TrainingData.from_dataset(ds, cfg)
-    return train_generator(data, ds.spec, ds.spec.obs_dim, ds.spec.act_dim, cfg, opts, Path(out_dir))
+    return train_generator(data, ds.spec, ds.traj_obs_dim, ds.spec.act_dim, cfg, opts, Path(out_dir))

@@ -81,7 +81,7 @@ class Go2ControllerNode(MaaNode):
                 iface, release = self.param("network_interface") or None, None
             self.robot = Go2DdsRobot(cfg, domain=None if domain < 0 else domain, interface=iface,
                                      release_sport_mode=release).open()
-            self.ctl = Controller(cfg, self.robot, wtw)
+            self.ctl = Controller(cfg, self.robot, wtw, spec=self.param("spec"))
         except Exception as e:  # MaaError, or the DDS/simulator libraries failing to start
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             self.health.error(f"controller not started: {msg}")

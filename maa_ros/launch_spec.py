@@ -81,6 +81,7 @@ NODE_PARAMETERS: dict[str, dict[str, object]] = {
         "network_interface": "",        # unitree: NIC connected to the robot
         "wtw_run_dir": "",              # walk-these-ways run: adaptation module (+ its body as first actor, if any)
         "robot_config": "go2",          # robot constants: "go2" (config/go2_robot.yaml) or a YAML path
+        "spec": "go2-wtw",              # policy spec of the actors it runs (go2-walk: the MuJoCo-distilled students)
         "dds_domain": -1,               # Unitree DDS domain; -1 = robot config's (unitree) or 1 (sim)
         "actor_topic": ACTOR_TOPIC,
         "steps_topic": STEPS_TOPIC,

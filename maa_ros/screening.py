@@ -8,7 +8,9 @@ with a simulator configured, the score of a short rollout:
   * "go2": the MuJoCo Go2 (maa_core.go2.sim) from the stand pose, the walk-these-ways composition
     of `wtw_run_dir` (adaptation module) around the candidate: fraction of `steps` policy steps
     before the trunk falls or tilts past the robot config's limit (a candidate that falls at once
-    scores 0 and is marked invalid).
+    scores 0 and is marked invalid);
+  * "go2-walk": as "go2", and a candidate that stays up the whole rollout scores 1 + its forward
+    speed along its initial heading (m/s, >= 0): among the ones that stand, the one that walks.
 """
 from __future__ import annotations
 
@@ -78,6 +80,8 @@ def make_rollout(name: str, steps: int, spec: PolicySpec, wtw_run_dir: str = "")
     check(steps >= 1, f"sim_screen_steps must be >= 1, got {steps}")
     if name == "go2":
         return _Go2Rollout(steps, spec, wtw_run_dir)
+    if name == "go2-walk":
+        return _Go2WalkRollout(steps, spec, wtw_run_dir)
     return _TaskRollout(name, steps, spec)
 
 
@@ -123,6 +127,7 @@ class _Go2Rollout:
         from maa_core.go2.safety import tilt_angle
         self.env.reset("stand")
         h0 = float(self.env.sim.base_position()[2])
+        self._start, self._quat0 = self.env.sim.base_position(), self.env.sim.data.qpos[3:7].copy()
         for t in range(self.steps):
             a = self.runner.run(actor)
             if not np.isfinite(a).all() or np.abs(a).max() > self.bound:
@@ -132,3 +137,16 @@ class _Go2Rollout:
                     or tilt_angle(self.env.state.quat) > self.max_tilt):
                 return t / self.steps
         return 1.0
+
+
+class _Go2WalkRollout(_Go2Rollout):
+    def __call__(self, actor: Actor) -> float:
+        survived = super().__call__(actor)
+        if survived < 1.0:
+            return survived
+        pos = self.env.sim.base_position()
+        w, x, y, z = self._quat0
+        heading = np.array([1 - 2 * (y * y + z * z), 2 * (x * y + w * z)])
+        heading /= max(np.linalg.norm(heading), 1e-9)
+        speed = float((pos[:2] - self._start[:2]) @ heading) / (self.steps * self.env.wtw.dt)
+        return 1.0 + max(0.0, speed)

@@ -25,7 +25,9 @@ from pathlib import Path
 
 from ..errors import MaaError, check
 
-METHODS = ("distill", "sac")
+METHODS = ("distill", "sac", "gait")
+# methods whose stored trajectories use another state layout than the actor input
+TRAJ_OBS_DIM = {"gait": 70}   # the Go2 controller's 70-value observation (maa/go2/steps rows)
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ def run_job(job: Job | dict, root: str, spec_name: str = "metaworld-sac", verbos
     t0, c0 = time.time(), time.process_time()
     stage = root / ".staging" / job.id
     try:
-        writers = {kind: DatasetWriter(stage / kind, spec_name) for kind in ("checkpoints", "prompts")}
+        writers = {kind: DatasetWriter(stage / kind, spec_name, TRAJ_OBS_DIM.get(job.method))
+                   for kind in ("checkpoints", "prompts")}
     except OSError as e:
         raise _disk_error(e, stage) from None
     have = {kind: _keys_fast(root / kind) | _keys_fast(stage / kind) for kind in writers}
@@ -110,6 +113,11 @@ def run_job(job: Job | dict, root: str, spec_name: str = "metaworld-sac", verbos
 
         summary = distill_run(job.task, job.seed, job.checkpoints, job.prompts, cfg,
                               emitter("checkpoints"), emitter("prompts"), spec_name, log)
+    elif job.method == "gait":
+        from .locomotion import distill_locomotion_run
+
+        summary = distill_locomotion_run(job.seed, job.checkpoints, job.prompts, cfg,
+                                         emitter("checkpoints"), emitter("prompts"), log)
     elif job.method == "sac":
         from .sac import sac_run
 
@@ -124,7 +132,7 @@ def run_job(job: Job | dict, root: str, spec_name: str = "metaworld-sac", verbos
         recs = list(staged)
         if recs:
             try:
-                DatasetWriter(root / kind, spec_name).append(recs)
+                DatasetWriter(root / kind, spec_name, TRAJ_OBS_DIM.get(job.method)).append(recs)
             except OSError as e:
                 raise _disk_error(e, root / kind) from None
     summary = {"job": asdict(job), **summary, "seconds": round(time.time() - t0, 3),
@@ -167,8 +175,10 @@ def prepare_root(root, jobs: list[Job], spec_name: str = "metaworld-sac") -> Pat
     info = _recipe_fingerprint(jobs, spec_name)
     try:
         root.mkdir(parents=True, exist_ok=True)
+        dims = {TRAJ_OBS_DIM.get(j.method) for j in jobs}
+        check(len(dims) <= 1, f"{root}: jobs mix trajectory layouts ({sorted(map(str, dims))}); collect them into separate roots")
         for kind in ("checkpoints", "prompts"):
-            DatasetWriter(root / kind, spec_name)  # raises MaaError when owned by another spec
+            DatasetWriter(root / kind, spec_name, next(iter(dims), None))  # MaaError when owned by another spec
         path = root / "collect.json"
         if path.exists():
             try:

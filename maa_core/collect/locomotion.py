@@ -1,0 +1,340 @@
+"""The locomotion data path that runs without IsaacGym: DAgger distillation of the trot expert
+(`maa_core/go2/gait.py`) into small walk-these-ways actors on the MuJoCo Go2 (docs/data.md).
+
+One run = one seed. The seed draws the run's gait (speed, body height, swing height, duty factor,
+stance width, foot offset) from `GaitRange`, the student's initialisation, its learning rate and its
+noise level. Then:
+
+    1. demos: expert walks with Gaussian action noise; every visited actor input (history ‖ latent
+       of the pretrained adaptation module) labelled with the clean expert action
+    2. rounds of `updates_per_round` Adam steps on the aggregated data; after each round the student
+       walks alone (deterministic) and its parameters + that walk are saved as one checkpoint record
+       (so a run spans sub-optimal early students to good ones), then a noisy student walk labelled
+       by the expert is aggregated (DAgger)
+
+Trajectories are stored as the controller streams them on maa/go2/steps: the 70-value observation
+the actor acted on and its 12 raw actions, with no success signal (segment-mode prompts).
+"""
+from __future__ import annotations
+
+import math
+import os
+import zlib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MaaError, check
+
+DEFAULT_WTW = "../shared/wtw"
+
+
+@dataclass(frozen=True)
+class LocoDistillConfig:
+    """Every number of one distillation run."""
+    spec: str = "go2-walk"           # student spec: 2102 -> 64 -> 64 -> 12 (ELU)
+    demos: int = 4                   # noisy expert walks before the first update
+    demo_seconds: float = 8.0        # length of each data-collection walk
+    noise: tuple = (0.1, 0.5)        # per-run action-noise std range (raw action units)
+    lr: tuple = (3e-4, 1e-3)         # per-run Adam learning-rate range (log-uniform)
+    batch_size: int = 256
+    updates_per_round: int = 400
+    rounds: int = 10                 # DAgger rounds; the last `checkpoints` rounds are saved
+    dagger_noise: float = 0.5        # DAgger walks use this fraction of the run's noise
+    eval_seconds: float = 7.0        # deterministic student walk saved with each checkpoint ...
+    record_from: float = 2.0         # ... from this time on (steady walking: what a recorded prompt shows)
+    max_samples: int = 15000         # aggregated data cap (oldest dropped)
+    drop_before_fall: float = 0.5    # s of a walk before a fall left out of the data (flailing labels)
+    init_seed: int = 0               # every student starts from the same initial weights: checkpoints then
+                                     # differ by what each gait taught them, not by unrelated random inits
+    base: str = ""                   # a base student (flat parameters, .npy) every run starts from ...
+    freeze_layers: int = 1           # ... with this many leading trunk layers frozen (shared features)
+    wtw_dir: str = DEFAULT_WTW       # the adaptation module's run directory
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "LocoDistillConfig":
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        check(not unknown, f"locomotion distillation: unknown settings {sorted(unknown)} (known: {sorted(known)})")
+        for k in ("noise", "lr"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+def run_seed(seed: int) -> int:
+    return zlib.crc32(f"go2-gait/{seed}".encode()) & 0x7FFFFFFF
+
+
+def gait_for_seed(seed: int):
+    """The gait a run distils (deterministic in the seed)."""
+    from ..go2.gait import GaitRange
+
+    return GaitRange().sample(np.random.default_rng(run_seed(seed)))
+
+
+class Student:
+    """A student actor with its optimiser and aggregated data."""
+
+    def __init__(self, spec, lr: float, cfg: LocoDistillConfig, seed: int):
+        import torch
+
+        torch.manual_seed(cfg.init_seed)
+        self.spec, self.cfg = spec, cfg
+        self.actor = spec.build()
+        if cfg.base:
+            check(Path(cfg.base).is_file(), f"locomotion run: base student {cfg.base} not found")
+            spec.unflatten(np.load(cfg.base), self.actor)
+            for layer in [m for m in self.actor.trunk if isinstance(m, torch.nn.Linear)][: cfg.freeze_layers]:
+                layer.requires_grad_(False)
+        torch.manual_seed(seed)
+        self.opt = torch.optim.Adam([p for p in self.actor.parameters() if p.requires_grad], lr=lr)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.X: list[np.ndarray] = []
+        self.Y: list[np.ndarray] = []
+        self.losses: list[float] = []
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.X.append(x)
+        self.Y.append(y)
+        while sum(len(a) for a in self.X) > self.cfg.max_samples and len(self.X) > 1:
+            self.X.pop(0)
+            self.Y.pop(0)
+
+    def train(self, n: int) -> float:
+        import torch
+
+        xs, ys = torch.from_numpy(np.concatenate(self.X)), torch.from_numpy(np.concatenate(self.Y))
+        total = 0.0
+        for _ in range(n):
+            idx = torch.randint(0, len(xs), (self.cfg.batch_size,), generator=self.gen)
+            loss = ((self.actor(xs[idx]) - ys[idx]) ** 2).mean()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            total += float(loss.detach())
+        self.losses.append(total / max(n, 1))
+        return self.losses[-1]
+
+    def policy(self, x):
+        return self.actor(x)[0].numpy()
+
+    def params(self) -> np.ndarray:
+        return self.spec.flatten(self.actor).numpy().copy()
+
+
+def make_env(wtw_dir: str = DEFAULT_WTW):
+    """(WtwSimEnv, adaptation module) for the Go2 with the pretrained WTW run's policy settings."""
+    from ..go2.sim.env import WtwSimEnv
+    from ..go2.wtw import load_wtw_run
+
+    run = load_wtw_run(wtw_dir)
+    return WtwSimEnv("go2", run.config), run.adaptation
+
+
+def distill_locomotion_run(seed: int, n_checkpoints: int, n_prompts: int, cfg: dict | None = None,
+                           emit_checkpoint=None, emit_prompt=None, log=None) -> dict:
+    """One run (see module docstring). `emit_*` receive `collect.distill.Emitted` items; prompt records
+    are the run's expert walks (held-out behaviour for prompting), checkpoint records its students."""
+    import torch
+
+    from ..go2.gait import GaitExpert
+    from ..go2.walk import walk
+    from .distill import Emitted
+
+    c = LocoDistillConfig.from_dict(cfg)
+    check(n_checkpoints <= c.rounds, f"locomotion run: {n_checkpoints} checkpoints need rounds >= {n_checkpoints}")
+    torch.set_num_threads(1)
+    rs = run_seed(seed)
+    rng = np.random.default_rng(rs)
+    gait = gait_for_seed(seed)
+    noise = float(rng.uniform(*c.noise))
+    lr = float(math.exp(rng.uniform(math.log(c.lr[0]), math.log(c.lr[1]))))
+    env, adaptation = make_env(c.wtw_dir)
+    expert = GaitExpert(env, gait)
+    from ..specs import get_spec
+
+    spec = get_spec(c.spec)
+    st = Student(spec, lr, c, rs)
+    base = {"gait": {k: round(v, 5) for k, v in asdict(gait).items() if k in
+                     ("speed", "body_height", "swing_height", "duty", "stance_width", "foot_x_offset")},
+            "noise": round(noise, 5), "lr": round(lr, 7)}
+
+    for _ in range(c.demos if n_checkpoints > 0 else 0):
+        r = walk(env, adaptation, None, c.demo_seconds, expert=expert, action_noise=noise, rng=rng, inputs=True)
+        st.add(*_usable(r, c))
+    for i in range(n_prompts):  # the expert's own clean walks: prompts the students never saw as records
+        clean = walk(env, adaptation, None, c.eval_seconds, expert=expert, record=True, record_from=c.record_from)
+        if emit_prompt:
+            emit_prompt(Emitted(-1 - i, np.zeros(spec.num_params, np.float32), [_traj(clean)], math.nan,
+                                {**base, **clean.summary(), "role": "expert"}))
+    n_saved, step, walked = 0, 0, 0
+    for rnd in range(c.rounds if n_checkpoints > 0 else 0):
+        loss = st.train(c.updates_per_round)
+        step += c.updates_per_round
+        ev = walk(env, adaptation, st.policy, c.eval_seconds, expert=expert, record=True, inputs=True,
+                  record_from=c.record_from)
+        walked += int(ev.walks())
+        if n_saved < n_checkpoints and rnd >= c.rounds - n_checkpoints:
+            if emit_checkpoint:
+                emit_checkpoint(Emitted(step, st.params(), [_traj(ev)], float(ev.walks()),
+                                        {**base, **ev.summary(), "loss": round(loss, 6), "round": rnd}))
+            n_saved += 1
+        if rnd < c.rounds - 1:
+            st.add(*_usable(ev, c))
+            dg = walk(env, adaptation, st.policy, c.demo_seconds, expert=expert, action_noise=noise * c.dagger_noise,
+                      rng=rng, inputs=True)
+            st.add(*_usable(dg, c))
+        if log:
+            log(f"locomotion s{seed} round {rnd}: loss {loss:.4f} {ev.summary()}")
+    return {"checkpoints": n_saved, "prompts": n_prompts, "updates": step, "walked_rounds": walked,
+            "losses": [round(x, 6) for x in st.losses], **base}
+
+
+def _usable(r, c: LocoDistillConfig):
+    """A walk's (inputs, labels) without its last `drop_before_fall` seconds when it fell."""
+    dt = r.seconds / max(len(r.inputs), 1)
+    n = max(1, len(r.inputs) - (int(round(c.drop_before_fall / dt)) if r.fell else 0))
+    return r.inputs[:n], r.labels[:n]
+
+
+def _traj(r):
+    from ..trajectory import Trajectory
+
+    if len(r.observations) == 0:
+        raise MaaError("locomotion run: a walk ended before its first step")
+    return Trajectory(r.observations, r.actions, None)
+
+
+# -- shared base student ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BaseStudentConfig:
+    """A multi-gait student whose first layer all runs share (frozen): the layer that reads the
+    2102-value input holds 96 % of the parameters, so checkpoints then differ where gaits differ."""
+    gaits: int = 8                   # gaits drawn from GaitRange (seeds 5000..)
+    demos: int = 2                   # noisy expert walks per gait before the first update
+    rounds: int = 6                  # DAgger rounds over all gaits
+    updates_per_round: int = 1500
+    noise: float = 0.3
+    lr: float = 1e-3
+    max_samples: int = 60000
+
+
+def train_base_student(out, cfg: LocoDistillConfig = LocoDistillConfig(), b: BaseStudentConfig = BaseStudentConfig(),
+                       log=None) -> dict:
+    """Multi-gait DAgger (same procedure as a run, over `b.gaits` gaits); saves the flat parameters."""
+    import torch
+
+    from ..go2.gait import GaitExpert
+    from ..go2.walk import walk
+    from ..specs import get_spec
+
+    torch.set_num_threads(1)
+    spec = get_spec(cfg.spec)
+    c = LocoDistillConfig.from_dict({**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, "base": "",
+                                     "max_samples": b.max_samples})
+    st = Student(spec, b.lr, c, 5000)
+    rng = np.random.default_rng(5000)
+    env, adaptation = make_env(c.wtw_dir)
+    experts = [GaitExpert(env, gait_for_seed(5000 + i)) for i in range(b.gaits)]
+    for ex in experts:
+        for _ in range(b.demos):
+            st.add(*_usable(walk(env, adaptation, None, c.demo_seconds, expert=ex, action_noise=b.noise, rng=rng,
+                                 inputs=True), c))
+    walked = 0
+    for rnd in range(b.rounds):
+        loss = st.train(b.updates_per_round)
+        walked = 0
+        for ex in experts:
+            ev = walk(env, adaptation, st.policy, c.eval_seconds, expert=ex, inputs=True)
+            walked += int(ev.walks())
+            st.add(*_usable(ev, c))
+            st.add(*_usable(walk(env, adaptation, st.policy, c.demo_seconds, expert=ex,
+                                 action_noise=b.noise * c.dagger_noise, rng=rng, inputs=True), c))
+        if log:
+            log(f"base student round {rnd}: loss {loss:.4f}, {walked}/{len(experts)} gaits walked")
+    st.train(b.updates_per_round)
+    np.save(out, st.params())
+    return {"losses": st.losses, "walked": walked}
+
+
+# -- dataset build ------------------------------------------------------------------------------
+TASK = "go2-walk"                    # training runs: students (checkpoints) + expert walks (prompts)
+HELDOUT_TASK = "go2-walk-heldout"    # prompt-only runs with gaits no training run has
+
+
+@dataclass(frozen=True)
+class LocoDatasetPlan:
+    runs: int = 24                   # training runs (seeds 0..runs-1)
+    checkpoints_per_run: int = 6     # the last rounds' students (rounds - checkpoints .. rounds - 1)
+    prompts_per_run: int = 1         # clean expert walks per training run
+    heldout: int = 12                # held-out prompt-only runs
+    heldout_seed_offset: int = 1000  # their seeds: offset .. offset + heldout - 1
+
+
+def plan_locomotion_jobs(plan: LocoDatasetPlan = LocoDatasetPlan(), cfg: dict | None = None):
+    import json
+
+    from .jobs import Job
+
+    LocoDistillConfig.from_dict(cfg)  # fail early on bad settings
+    c = json.dumps(cfg or {}, sort_keys=True)
+    jobs = [Job(TASK, s, "gait", plan.checkpoints_per_run, plan.prompts_per_run, c) for s in range(plan.runs)]
+    jobs += [Job(HELDOUT_TASK, plan.heldout_seed_offset + s, "gait", 0, 1, c) for s in range(plan.heldout)]
+    return jobs
+
+
+def build_locomotion_dataset(root, plan: LocoDatasetPlan = LocoDatasetPlan(), cfg: dict | None = None,
+                             workers: int = 1) -> list[dict]:
+    """Runs (or resumes) every job of the plan into `root` (checkpoints/ and prompts/, spec go2-walk)."""
+    from tqdm import tqdm
+
+    from .jobs import run_jobs
+
+    cfg = dict(cfg or {})
+    if "base" not in cfg:  # the shared base student: trained once per dataset root
+        base = Path(root) / "base.npy"
+        if not base.is_file():
+            base.parent.mkdir(parents=True, exist_ok=True)
+            print(f"training the shared base student ({BaseStudentConfig.gaits} gaits) -> {base}")
+            tmp = base.with_name(".base.tmp.npy")
+            train_base_student(tmp, LocoDistillConfig.from_dict(cfg), log=print)
+            os.replace(tmp, base)
+        cfg["base"] = str(base)
+    c = LocoDistillConfig.from_dict(cfg)
+    jobs = plan_locomotion_jobs(plan, cfg)
+    with tqdm(total=len(jobs), desc="go2 locomotion runs", unit="run") as bar:
+        def progress(done, total, r):
+            bar.n = done
+            bar.set_postfix_str(f"{r['job']['task']} s{r['job']['seed']}: {r.get('walked_rounds', '-')} walking rounds")
+            bar.refresh()
+        return run_jobs(jobs, root, workers=workers, spec_name=c.spec, progress=progress)
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m maa_core.collect.locomotion",
+                                 description="Build the Go2 locomotion dataset in the MuJoCo simulator (no IsaacGym).")
+    ap.add_argument("--out", default="data/go2-walk")
+    ap.add_argument("--runs", type=int, default=LocoDatasetPlan.runs)
+    ap.add_argument("--checkpoints-per-run", type=int, default=LocoDatasetPlan.checkpoints_per_run)
+    ap.add_argument("--heldout", type=int, default=LocoDatasetPlan.heldout)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--wtw", default=DEFAULT_WTW, help="walk-these-ways run directory with the adaptation module")
+    a = ap.parse_args(argv)
+    try:
+        check(a.runs >= 0 and a.heldout >= 0 and a.checkpoints_per_run >= 1, "--runs/--heldout >= 0, --checkpoints-per-run >= 1")
+        cfg = {} if a.wtw == DEFAULT_WTW else {"wtw_dir": a.wtw}
+        build_locomotion_dataset(a.out, LocoDatasetPlan(a.runs, a.checkpoints_per_run, 1, a.heldout), cfg, a.workers)
+    except MaaError as e:
+        print(f"maa: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

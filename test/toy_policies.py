@@ -79,3 +79,45 @@ def make_records(tasks=("A", "B"), seeds=range(4), traj_per_ckpt=2):
                     start = np.random.default_rng(100 * i + j).uniform(-0.3, 0.3, 4)
                     trajs.append((i, rollout(actor, GOALS[task], start=start)))
     return np.stack(params), trajs, task_of
+
+
+class ToyReachEnv:
+    """The point-mass task as an environment for maa_core's evaluation runner (reset(config) / step)."""
+
+    obs_dim, act_dim = 39, 4
+
+    def __init__(self, task: str, max_episode_steps: int = 80):
+        self.goal, self.max_episode_steps = GOALS[task], int(max_episode_steps)
+
+    def reset(self, config=None):
+        self.p, self.t = np.asarray(config if config is not None else np.zeros(4), float)[None], 0
+        return obs_of(self.p, self.goal)[0]
+
+    def step(self, a):
+        self.p = self.p + 0.1 * np.clip(np.asarray(a, float).reshape(1, 4), -1, 1)
+        self.t += 1
+        d = float(np.linalg.norm(self.p - self.goal))
+        return obs_of(self.p, self.goal)[0], -d, d < 0.1, self.t >= self.max_episode_steps
+
+
+class ToySuite:
+    """Tasks "A" and "B" for maa_core.evaluation.runner: configurations are random start positions."""
+
+    def task_name(self, task):
+        from maa_core.errors import check
+
+        check(task in GOALS, f"unknown toy task {task!r}")
+        return task
+
+    def dims(self, task):
+        return 39, 4
+
+    def seen(self, task):
+        return True
+
+    def env(self, task, max_episode_steps):
+        return ToyReachEnv(task, min(max_episode_steps, 80))
+
+    def configs(self, task, n, seed):
+        rng = np.random.default_rng([seed, 7])
+        return [rng.uniform(-0.3, 0.3, 4) for _ in range(n)]

@@ -115,7 +115,7 @@ def run_go2_demo(config_path="config/demo_go2.yaml", progress: bool = True) -> d
                                           sim_screen_steps=cfg.screen_steps), run_dir / "graph")
     m = walk.metrics
     walks = (not m["fell"]) and m["speed"] >= WalkCriteria().min_speed
-    print(f"[4/4] plot and animation")
+    print("[4/4] plot and animation")
     z, s = walk.log, walk.run_start
     sel = (z["t"] >= s) & (z["t"] <= s + cfg.walk_seconds)
     plot = write_plot(run_dir / "walk.png", z["t"][sel], z["pos"][sel],

@@ -25,6 +25,7 @@ from ..actor_io import ActorBlob
 from ..errors import MaaError, check
 from ..specs import PolicySpec, get_spec
 from .config import RobotConfig, load_robot_config
+from .inference import pin_blas_to_one_thread
 from .joints import JointMap
 from .safety import Mode, Supervisor
 from .state import Joystick, LowState, MotorCommand
@@ -185,6 +186,7 @@ class Controller:
             torch.set_num_threads(self.torch_threads)
         if self.cfg.control.gil_switch_interval_s > 0:
             sys.setswitchinterval(self.cfg.control.gil_switch_interval_s)
+        pin_blas_to_one_thread()  # the numpy tick path must not wait on normal-priority BLAS workers
         # first-use costs of the swap path (lazy torch init, ~0.7 s, partly with the GIL held) are paid
         # here, before the loop runs, not on the first swap while the robot is up
         warm = as_candidate(ActorBlob(self.spec, np.zeros(self.spec.num_params, np.float32), "warm-up"), self.spec)

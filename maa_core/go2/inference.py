@@ -19,6 +19,15 @@ SUPPORTED_ACTIVATIONS = ("elu", "relu", "tanh", "identity")
 _TORCH_ACTIVATIONS = {"ELU": "elu", "ReLU": "relu", "Tanh": "tanh", "Identity": "identity"}
 
 
+def pin_blas_to_one_thread():
+    """numpy's BLAS (OpenBLAS) hands large products to worker threads of normal priority and waits
+    for them; called from the SCHED_FIFO control loop or validator that can stall behind them (seen:
+    no swap decision within 10 s). Single-vector products gain nothing from threads anyway.
+    Process-wide; returns the limiter (its `restore_original_limits()` undoes it)."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 @dataclass
 class Dense:
     weight: np.ndarray  # (out, in) float32, C-contiguous

@@ -54,7 +54,7 @@ class Engine:
     """Wraps a PolicyGenerator: one prompt in, the chosen candidate as an ActorBlob out."""
 
     def __init__(self, generator, num_candidates: int = 8, seed: int = 0, do_screen: bool = True,
-                 max_abs_action: float = 10.0, rollout: Callable | None = None, name: str = "maa"):
+                 max_abs_action: float = 20.0, rollout: Callable | None = None, name: str = "maa"):
         check(num_candidates >= 1, f"num_candidates must be >= 1, got {num_candidates}")
         self.gen, self.K, self.seed = generator, int(num_candidates), int(seed)
         self.do_screen, self.max_abs_action, self.rollout = do_screen, float(max_abs_action), rollout

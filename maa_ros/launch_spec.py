@@ -41,7 +41,7 @@ NODE_PARAMETERS: dict[str, dict[str, object]] = {
         "num_candidates": 8,            # K actors generated per prompt
         "seed": 0,                      # base seed; "generate now" on the same prompt uses seed + attempt
         "screen": True,                 # validity screening (finite params/actions, action bound) + ranking
-        "max_abs_action": 10.0,         # a candidate whose actions on the prompt states exceed this is invalid
+        "max_abs_action": 20.0,         # a candidate whose actions on the prompt states exceed this is invalid
         "sim_screen": "",               # "" = none; a MetaWorld/Robosuite task, or "go2" (see maa_ros/screening.py)
         "sim_screen_steps": 200,
         "wtw_run_dir": "",              # sim_screen "go2": walk-these-ways run around the candidates

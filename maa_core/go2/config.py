@@ -89,7 +89,7 @@ class SafetyConfig:
     joint_limit_margin: float = 0.1
     torque_saturation_fraction: float = 0.98
     torque_saturation_ticks: int = 25
-    max_abs_action: float = 10.0
+    max_abs_action: float = 20.0  # 2 x WTW clip_actions; WTW clips at 10 itself
     swap_probation_s: float = 2.0
     canary_batch: int = 32
     max_inference_ms: float = 5.0

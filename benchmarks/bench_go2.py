@@ -11,6 +11,7 @@ from a ROS topic). Swap latency = submit_actor(bytes) to the start of the first 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -40,7 +41,10 @@ def pct(x, qs=(50, 99, 100)):
     return {f"p{q}" if q < 100 else "max": float(np.percentile(x, q)) for q in qs}
 
 
-def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int) -> dict:
+def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int, loop_cpu: int = -1,
+               blob_check_thread: bool = False) -> dict:
+    import dataclasses
+    from maa_core.go2.config import load_robot_config
     from maa_core.go2.controller import Controller
     from maa_core.go2.dds import Go2DdsRobot
     from maa_core.go2.safety import Mode
@@ -53,19 +57,33 @@ def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int) -> d
                                "--publish-every", str(publish_every)],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        robot = Go2DdsRobot("go2", domain=domain, interface="lo", release_sport_mode=False).open()
+        cfg = load_robot_config("go2")
+        if loop_cpu >= 0:
+            cfg = dataclasses.replace(cfg, control=dataclasses.replace(cfg.control, loop_cpu=loop_cpu))
+        if blob_check_thread:
+            cfg = dataclasses.replace(cfg, control=dataclasses.replace(cfg.control, blob_check_thread=True))
+        robot = Go2DdsRobot(cfg, domain=domain, interface="lo", release_sport_mode=False).open()
         st = LowState()
         deadline = time.monotonic() + 30
         while not robot.read_state(st):
             assert time.monotonic() < deadline, "no lowstate from the bridge"
             time.sleep(0.05)
-        ctl = Controller("go2", robot, load_wtw_run(REPO.parent / "shared" / "wtw")).start()
+        ctl = Controller(cfg, robot, load_wtw_run(REPO.parent / "shared" / "wtw")).start()
         blobs = [small_actor_bytes(k, f"gen{k}") for k in range(swaps + 1)]
         assert ctl.submit_actor(blobs[0]).wait(10).accepted
         ctl.enable()
         while ctl.mode != Mode.RUN:
             assert time.monotonic() < deadline + 10, ctl.supervisor.reason
             time.sleep(0.05)
+        gc_pauses = []  # full (generation 2) collections during the run: they hold the GIL throughout
+
+        def on_gc(phase, info, t=[0.0]):
+            if info["generation"] == 2:
+                if phase == "start":
+                    t[0] = time.perf_counter()
+                else:
+                    gc_pauses.append(1000 * (time.perf_counter() - t[0]))
+        gc.callbacks.append(on_gc)
         t_run, tick0 = time.monotonic(), ctl.tick_index
         missed0, over0 = ctl.missed_ticks, ctl.overruns
         duration = minutes * 60.0
@@ -76,6 +94,7 @@ def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int) -> d
             results.append(ctl.submit_actor(blobs[k]).wait(10))
         time.sleep(max(0.0, t_run + duration - time.monotonic()))
         ticks = ctl.tick_index - tick0
+        gc.callbacks.remove(on_gc)
         ring = len(ctl.compute_times)
         idx = np.arange(tick0, tick0 + ticks)[-ring:] % ring
         ct, pt = ctl.compute_times[idx], ctl.prepare_times[idx]
@@ -88,6 +107,21 @@ def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int) -> d
             "after_send_prepare_ms": {k: 1000 * v for k, v in pct(pt).items()},
             "swap_latency_ms": {k: 1000 * v for k, v in pct([r.latency_s for r in results if r.accepted]).items()},
             "swap_validation_ms": {k: 1000 * v for k, v in pct([r.decided_at - r.submitted_at for r in results]).items()},
+            # rt/lowstate samples the ticks took (one per tick at most), and how many needed the IDL deserializer
+            # each late wake-up that missed ticks: seconds into the run, ms late, and where the nearest
+            # swap was then (ms since its submission; decided/active ms after submission)
+            "missed_at": [(round(t - t_run, 2), round(1000 * late, 1)) + min(
+                ((round(1000 * (t - r.submitted_at), 1), round(1000 * (r.decided_at - r.submitted_at), 1),
+                  round(1000 * (r.active_at - r.submitted_at), 1)) for r in results),
+                key=lambda x: abs(x[0]), default=()) for t, late in getattr(ctl, "missed_at", []) if t >= t_run],
+            "gc_full_collections": {"count": len(gc_pauses), "max_ms": round(max(gc_pauses, default=0.0), 1)},
+            "lowstate_taken": robot.states_received, "lowstate_idl_fallback": getattr(robot, "states_deserialized", -1),
+            # the 5 slowest ticks: seconds into the run (index x period, approximate after missed ticks),
+            # ms, and ms from the nearest swap submission (negative: before it) -- is a tail swap-related?
+            "slowest_ticks": [(round(float(k) * ctl.period, 2), round(1000 * float(ct[k]), 2),
+                               round(1000 * min((float(k) * ctl.period - (r.submitted_at - t_run) for r in results),
+                                                key=abs), 1) if results else None)
+                              for k in np.argsort(ct)[::-1][:5]],
         }
         ctl.close()
         robot.close()
@@ -125,10 +159,12 @@ def main():
     lp.add_argument("--swaps", type=int, default=100)
     lp.add_argument("--domain", type=int, default=232 - os.getpid() % 20)
     lp.add_argument("--publish-every", type=int, default=1, help="bridge lowstate every n 2 ms steps")
+    lp.add_argument("--loop-cpu", type=int, default=-1, help="pin the control loop thread to this CPU (control.loop_cpu)")
+    lp.add_argument("--blob-check-thread", action="store_true", help="control.blob_check_thread on")
     sp = sub.add_parser("sim")
     sp.add_argument("--seconds", type=float, default=20.0)
     a = p.parse_args()
-    res = bench_loop(a.minutes, a.swaps, a.domain, a.publish_every) if a.what == "loop" else bench_sim(a.seconds)
+    res = bench_loop(a.minutes, a.swaps, a.domain, a.publish_every, a.loop_cpu, a.blob_check_thread) if a.what == "loop" else bench_sim(a.seconds)
     print(json.dumps(res, indent=2))
 
 

@@ -125,3 +125,77 @@ def test_diagnostics_and_revert_without_previous(shared_dir):
         assert ctl._velocity == (1.0, -0.6, 0.2)
     finally:
         ctl.close()
+
+
+def test_loop_thread_pinned_to_a_cpu_when_configured(shared_dir, caplog):
+    """control.loop_cpu pins the loop thread (only it); a CPU that cannot be used is logged, not fatal."""
+    import dataclasses
+    import os
+    import threading
+    cpu = max(os.sched_getaffinity(0))
+    for want, pinned in ((cpu, True), (4096, False)):
+        cfg = dataclasses.replace(CFG, control=dataclasses.replace(CFG.control, loop_cpu=want))
+        ctl = Controller(cfg, FakeRobot(), load_wtw_run(shared_dir / "wtw")).start()
+        try:
+            _settle(ctl, 3)
+            loop = next(t for t in threading.enumerate() if t.name == "go2-loop")
+            mask = os.sched_getaffinity(loop.native_id)
+            assert (mask == {cpu}) == pinned and ctl.tick_index > 0
+            assert os.sched_getaffinity(0) != {cpu} or len(os.sched_getaffinity(0)) == 1  # the process is not pinned
+        finally:
+            ctl.close()
+    assert "control loop not pinned to CPU 4096" in caplog.text
+
+
+@pytest.mark.parametrize("beside", [True, False])
+def test_blob_bytes_are_verified_beside_the_canary(shared_dir, beside):
+    """Blob bytes (control.blob_check_thread: the canary runs while the blob is parsed and checksummed
+    on another thread): an accepted actor passed both, a bad blob is refused with its own reason."""
+    import dataclasses
+    from maa_core.specs import locomotion_spec
+    cfg = dataclasses.replace(CFG, control=dataclasses.replace(CFG.control, blob_check_thread=beside))
+    ctl = Controller(cfg, FakeRobot(), load_wtw_run(shared_dir / "wtw")).start()
+    assert (ctl._blob_pool is not None) == beside
+    try:
+        spec = get_spec("go2-wtw")
+        params = (np.random.default_rng(3).normal(size=spec.num_params) * 0.002).astype(np.float32)
+        r = ctl.submit_actor(ActorBlob(spec, params, "fine").to_bytes()).wait(10)
+        assert r.accepted and r.generation_id == "fine" and r.details["inference_path"] == "numpy", r.reason
+        assert ctl.submit_actor(ActorBlob(spec, params, "").to_bytes(), generation_id="named").wait(10).generation_id == "named"
+        good = ActorBlob(spec, params, "flipped").to_bytes()
+        header = 8 + int.from_bytes(good[:8], "little")
+        flipped = bytearray(good)
+        flipped[header + 4 * 1000] ^= 1  # lowest mantissa bit of one parameter: finite, but not what was sent
+        nan = params.copy()
+        nan[11] = np.nan
+        huge = np.zeros(spec.num_params, np.float32)
+        huge[-12:] = 1e3
+        small = locomotion_spec(hidden=(32,), name="small")
+        cases = {"checksum mismatch": bytes(flipped), "NaN": ActorBlob(spec, nan, "nan").to_bytes(),
+                 "exceeds the bound": ActorBlob(spec, huge, "huge").to_bytes(),
+                 "spec mismatch": ActorBlob(small, np.zeros(small.num_params, np.float32), "small").to_bytes(),
+                 "not a valid safetensors blob": b"\x10\x00\x00\x00\x00\x00\x00\x00garbage"}
+        for reason, data in cases.items():
+            r = ctl.submit_actor(data).wait(10)
+            assert not r.accepted and reason in r.reason, (reason, r.reason)
+        assert ctl.counters["refused"] == len(cases) and ctl.active_generation == "named"
+        assert ctl.submit_actor(ActorBlob(spec, params, "after").to_bytes()).wait(10).accepted  # validator alive
+    finally:
+        ctl.close()
+
+
+def test_start_freezes_the_start_up_objects_for_the_garbage_collector(shared_dir):
+    """control.gc_freeze: later full collections (which hold the GIL) skip everything start-up made."""
+    import dataclasses
+    import gc
+    gc.unfreeze()
+    try:
+        off = dataclasses.replace(CFG, control=dataclasses.replace(CFG.control, gc_freeze=False))
+        ctl = Controller(off, FakeRobot(), load_wtw_run(shared_dir / "wtw")).start()
+        ctl.close()
+        assert gc.get_freeze_count() == 0
+        ctl = Controller(CFG, FakeRobot(), load_wtw_run(shared_dir / "wtw")).start()
+        ctl.close()
+        assert CFG.control.gc_freeze and gc.get_freeze_count() > 10000
+    finally:
+        gc.unfreeze()

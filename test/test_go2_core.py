@@ -342,3 +342,135 @@ def test_numpy_tick_path_matches_torch_and_splits_the_history(shared_dir, go2):
         assert np.allclose(a, ref, rtol=1e-4, atol=1e-5), (t, np.abs(a - ref).max())
         runner.prepare(fast)
     assert prepared_ticks == 38  # all but the first tick and the one after the reset
+
+
+# -- DDS reader helpers (no DDS runtime: CDR bytes and clocks only) ---------------------------------
+def test_lowstate_parser_matches_the_idl_deserializer():
+    """The tick parses rt/lowstate's raw CDR bytes at fixed offsets; it must agree with the IDL
+    deserializer field for field, and refuse bytes of another size or encoding (-> deserializer)."""
+    from unitree_sdk2py.idl.default import unitree_go_msg_dds__LowState_
+    from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowState_
+    from maa_core.go2.dds import LowStateParser, lowstate_to
+    parser = LowStateParser()
+    rng = np.random.default_rng(0)
+    f = lambda n=None: (float(np.float32(rng.normal())) if n is None else [float(np.float32(v)) for v in rng.normal(size=n)])
+    for _ in range(5):
+        m = unitree_go_msg_dds__LowState_()
+        for ms in m.motor_state:
+            ms.mode, ms.q, ms.dq, ms.ddq, ms.tau_est, ms.q_raw = int(rng.integers(256)), f(), f(), f(), f(), f()
+            ms.temperature, ms.lost = int(rng.integers(256)), int(rng.integers(2 ** 32))
+        imu = m.imu_state
+        imu.quaternion, imu.gyroscope, imu.accelerometer, imu.rpy = f(4), f(3), f(3), f(3)
+        m.foot_force = [int(v) for v in rng.integers(-2 ** 15, 2 ** 15, 4)]
+        m.foot_force_est = [int(v) for v in rng.integers(-2 ** 15, 2 ** 15, 4)]
+        m.tick, m.crc = int(rng.integers(2 ** 32)), int(rng.integers(2 ** 32))
+        m.wireless_remote = [int(v) for v in rng.integers(0, 256, 40)]
+        data = m.serialize()
+        fast, ref = LowState(), LowState()
+        assert parser.parse(data, fast)
+        lowstate_to(LowState_.deserialize(data), ref, 0.0)
+        for k in ("q", "dq", "tau", "quat", "gyro", "accel", "foot_force"):
+            assert np.array_equal(getattr(fast, k), getattr(ref, k)), k
+        assert fast.tick == ref.tick == m.tick
+    assert not parser.parse(data[:-4], fast)
+    assert not parser.parse(b"\x00\x00" + data[2:], fast)  # big-endian CDR
+
+
+def test_arrival_clock_places_polled_samples_at_their_receive_time():
+    """A 500 Hz stream polled once per 20 ms tick: the newest sample's stamp is its receive time (not
+    the poll's), also when the poll is late; a stopped stream keeps the last sample's receive time;
+    source clocks need not be synchronized, and a source clock step never makes a fresh sample look
+    older than the previous poll."""
+    from maa_core.go2.dds import ArrivalClock
+    c, lat, skew = ArrivalClock(window_s=1.0), 0.001, -5000.0  # source clock = our clock + skew
+    prev = -np.inf
+
+    def poll(t, stop_at=np.inf):
+        nonlocal prev
+        sent = min(np.floor((t - lat) / 0.002) * 0.002, stop_at)  # newest sample received by t
+        stamp = c.stamp(sent + skew, t, prev)
+        prev = t
+        return stamp, sent + lat
+
+    for k in range(1, 100):
+        stamp, arrived = poll(0.02 * k + 0.0013 * (k % 3))
+        if k > 3:
+            assert abs(stamp - arrived) < 0.5e-3, k
+    stamp, arrived = poll(2.0 + 0.045)  # the loop ran 45 ms late: the state is still fresh
+    assert abs(stamp - arrived) < 0.5e-3 and 2.045 - stamp < 0.003
+    stamp, arrived = poll(2.06, stop_at=2.05)  # the stream stopped at 2.05: 9 ms old at this poll
+    assert abs(stamp - arrived) < 0.5e-3 and stamp <= 2.052
+    skew -= 10.0  # source clock stepped back 10 s: clamped to the poll window
+    stamp, _ = poll(2.08)
+    assert 2.06 <= stamp <= 2.08
+    skew += 20.0  # stepped forward: no older than the poll window either
+    stamp, arrived = poll(2.10)
+    assert 2.08 <= stamp <= 2.10 and abs(stamp - arrived) < 0.003
+
+
+def test_numpy_path_is_checked_against_torch_and_timed(shared_dir):
+    """The validator's numpy tick path: used only if it reproduces the canary batch's torch outputs,
+    and it is the pass that must fit the budget; a blob from bytes is refused on NaN as before."""
+    from maa_core.go2.validation import check_numpy_path
+    from maa_core.go2.wtw import PolicyRunner
+    run = load_wtw_run(shared_dir / "wtw")
+    spec = get_spec("go2-wtw")
+    params = (np.random.default_rng(1).normal(size=spec.num_params) * 0.01).astype(np.float32)
+    c = as_candidate(ActorBlob(spec, params, "a").to_bytes(), spec)
+    x = np.random.default_rng(0).normal(size=(8, spec.obs_dim)).astype(np.float32) * 0.1
+    d = canary_check(c, x, 12, 10.0, 50.0, time_torch=False)
+    assert "inference_ms" not in d and c.canary_outputs.shape == (8, 12)
+    fast = PolicyRunner(ObservationBuilder(run.config, np.zeros(12)), run.adaptation).compile(c.module)
+    ok = check_numpy_path(fast, x, c.canary_outputs, 50.0)
+    assert ok["inference_path"] == "numpy" and 0 < ok["inference_ms"] < 50.0
+    with pytest.raises(MaaError, match="forward pass takes"):
+        check_numpy_path(fast, x, c.canary_outputs, 1e-6)
+    wrong = c.canary_outputs.copy()
+    wrong[1, 3] += 0.01
+    assert check_numpy_path(fast, x, wrong, 50.0) is None  # disagrees -> the caller runs torch
+    nan = params.copy()
+    nan[7] = np.nan
+    with pytest.raises(MaaError, match="NaN"):
+        as_candidate(ActorBlob(spec, nan, "nan").to_bytes(), spec)
+
+
+def test_state_poll_takes_the_newest_valid_sample_and_falls_back_to_the_deserializer():
+    """Go2DdsRobot.read_state over a fake reader: the newest valid sample of a take wins, a read with
+    nothing new keeps the previous sample and its receive time, a sample the fixed-offset parser does
+    not know goes through the IDL deserializer."""
+    from types import SimpleNamespace
+    from unitree_sdk2py.idl.default import unitree_go_msg_dds__LowState_
+    from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowState_
+    from maa_core.go2.dds import Go2DdsRobot, LowStateParser
+
+    def sample(tick, src):
+        m = unitree_go_msg_dds__LowState_()
+        m.tick, m.motor_state[0].q = tick, 0.1 * tick
+        return m.serialize(), SimpleNamespace(valid_data=True, source_timestamp=int(src * 1e9))
+
+    class Reader:
+        q = []
+
+        def take_raw(self):
+            out, self.q = self.q, []
+            return out
+
+        def deserialize(self, data):
+            return LowState_.deserialize(data)
+
+    now = [100.0]
+    robot = Go2DdsRobot("go2", clock=lambda: now[0])
+    robot._parser, robot._state_reader = LowStateParser(), Reader()
+    st = LowState()
+    assert not robot.read_state(st)
+    robot._state_reader.q = [sample(1, 5.000), sample(2, 5.002), (b"", SimpleNamespace(valid_data=False, source_timestamp=0))]
+    now[0] = 100.01
+    assert robot.read_state(st) and st.tick == 2 and st.q[0] == pytest.approx(0.2) and st.stamp == 100.01
+    now[0] = 100.03
+    again = LowState()
+    assert robot.read_state(again) and again.tick == 2 and again.stamp == st.stamp
+    data, info = sample(3, 5.022)
+    robot._state_reader.q = [(data + b"\0" * 8, info)]  # not the known size: IDL deserializer
+    now[0] = 100.05
+    assert robot.read_state(st) and st.tick == 3 and st.q[0] == pytest.approx(0.3) and robot.states_deserialized == 1
+    assert robot.states_received == 2

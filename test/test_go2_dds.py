@@ -158,6 +158,8 @@ def sc_stale_state_damps_within_one_tick(ctl, dds, bridge_pid):
     assert wait_for(lambda: t.tick - 1 in tick_times, 1.0)
     # the first tick that saw a stale state damped: the tick before still had a fresh one
     assert t.time - last_state > stale >= tick_times[t.tick - 1] - last_state
+    # the mode changes mid-tick, before that tick sets the damping command: read it a tick later
+    assert wait_for(lambda: ctl.tick_index > t.tick + 1, 1.0)
     assert np.all(ctl.cmd.kp == 0) and np.all(ctl.cmd.kd == ctl.cfg.damping.kd)
 
 
@@ -248,6 +250,73 @@ def sc_100_hot_swaps_land_on_tick_boundaries(ctl, dds, bridge_pid):
             assert by_tick[r.active_tick - 1] == prev.generation_id
     lat = np.array([r.latency_s for r in results])
     assert np.median(lat) < 0.1 and lat.max() < 1.0, lat  # timing targets: benchmarks/bench_go2.py
+
+
+def _reader_child(domain: int, q) -> None:
+    """No bridge: this process publishes rt/lowstate and rt/wirelesscontroller itself and checks what
+    the polling reads of Go2DdsRobot return."""
+    try:
+        from unitree_sdk2py.core.channel import ChannelPublisher
+        from unitree_sdk2py.idl.default import unitree_go_msg_dds__LowState_
+        from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowState_, WirelessController_
+        from maa_core.go2.safety import Supervisor
+        from maa_core.go2.state import Joystick, LowState
+        init_dds(domain, "lo")
+        robot = Go2DdsRobot("go2", domain=domain, interface="lo", release_sport_mode=False).open()
+        pub, jpub = ChannelPublisher("rt/lowstate", LowState_), ChannelPublisher("rt/wirelesscontroller", WirelessController_)
+        pub.Init()
+        jpub.Init()
+        msg, st, joy = unitree_go_msg_dds__LowState_(), LowState(), Joystick()
+        deadline = time.monotonic() + 10
+        while not (robot.read_state(st) and robot.read_joystick(joy)):  # discovery
+            assert time.monotonic() < deadline, "reader never matched"
+            pub.Write(msg)
+            jpub.Write(WirelessController_(0.0, 0.0, 0.0, 0.0, 0))
+            time.sleep(0.002)
+        for _ in range(20):  # polled right after each write, as at 500 Hz
+            pub.Write(msg)
+            time.sleep(0.002)
+            robot.read_state(st)
+        # a burst of states between two reads: the read returns the newest, stamped when it arrived
+        t0 = time.monotonic()
+        for k in range(1, 6):
+            msg.tick, msg.motor_state[0].q = k, 0.1 * k
+            pub.Write(msg)
+        time.sleep(0.04)
+        t_read = time.monotonic()
+        assert robot.read_state(st) and st.tick == 5 and abs(st.q[0] - 0.5) < 1e-6, (st.tick, st.q[0])
+        assert t0 <= st.stamp < t0 + 0.02 and t_read - st.stamp > 0.02, (st.stamp - t0, t_read - st.stamp)
+        # nothing new: the same sample with the same receive time, which the supervisor finds stale
+        time.sleep(0.03)
+        again = LowState()
+        assert robot.read_state(again) and again.tick == 5 and again.stamp == st.stamp
+        assert "stale lowstate" in Supervisor(load_robot_config("go2")).check(again, time.monotonic())
+        # the joystick: a B tap (press, release) between two reads is seen by the next read, once
+        b = 1 << 9
+        jpub.Write(WirelessController_(0.0, 0.0, 0.0, 0.0, b))
+        jpub.Write(WirelessController_(0.5, 0.0, 0.0, 0.0, 0))
+        time.sleep(0.04)
+        assert robot.read_joystick(joy) and joy.keys & b and joy.lx == 0.5
+        assert robot.read_joystick(joy) and joy.keys == 0
+        robot.close()
+        q.put("ok")
+    except BaseException:
+        q.put(traceback.format_exc())
+
+
+def test_polling_reads_return_the_newest_sample_with_its_receive_time():
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_reader_child, args=(201 + (DOMAIN - 201 + 15) % 30, q), daemon=True)
+    p.start()
+    try:
+        out = q.get(timeout=60)
+    finally:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+            p.join(5)
+    assert out == "ok", out
 
 
 # -- the tests: each scenario in its own controller process, against a fresh simulated Go2 --------------

@@ -10,6 +10,8 @@ they only enqueue requests that the loop applies at its next tick boundary."""
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import gc
 import logging
 import os
 import queue
@@ -29,7 +31,7 @@ from .inference import pin_blas_to_one_thread
 from .joints import JointMap
 from .safety import Mode, Supervisor
 from .state import Joystick, LowState, MotorCommand
-from .validation import as_candidate, canary_check
+from .validation import as_candidate, canary_check, check_numpy_path, speculative_candidate, torch_forward_check
 from .wtw import ActionMapper, ObservationBuilder, PolicyRunner, WtwRun
 
 log = logging.getLogger("maa.go2.controller")
@@ -166,6 +168,7 @@ class Controller:
         self.tick_index = 0
         self._sent_at = 0.0
         self.missed_ticks = 0
+        self.missed_at: collections.deque = collections.deque(maxlen=256)  # (wake time, lateness s) of each miss
         self.overruns = 0
         self.counters = collections.Counter()
         self._events: collections.deque = collections.deque()
@@ -174,6 +177,7 @@ class Controller:
         self._stop = threading.Event()
         self._wake_dispatch = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._blob_pool = None  # parses/verifies blob bytes beside the validator (see _validate)
         self.started = False
         if wtw.body is not None:  # the run's own actor body, as the initial actor
             self.submit_actor(wtw.body, generation_id="wtw-body")
@@ -190,7 +194,20 @@ class Controller:
         # first-use costs of the swap path (lazy torch init, ~0.7 s, partly with the GIL held) are paid
         # here, before the loop runs, not on the first swap while the robot is up
         warm = as_candidate(ActorBlob(self.spec, np.zeros(self.spec.num_params, np.float32), "warm-up"), self.spec)
-        canary_check(warm, self._canary_inputs(), self.wtw.config.num_actions, float("inf"), float("inf"))
+        canary = self._canary_inputs()
+        canary_check(warm, canary, self.wtw.config.num_actions, float("inf"), float("inf"))
+        fast = self._compile(warm.module)
+        if fast is not None:
+            check_numpy_path(fast, canary, warm.canary_outputs, float("inf"))
+        if self.cfg.control.gc_freeze:
+            # A full garbage collection holds the GIL while it walks every tracked object: ~115 ms for the
+            # ~220k objects torch, numpy, DDS and the models leave after start-up (measured here), a
+            # stalled loop whichever thread triggers it. Frozen objects are skipped by every later collection.
+            gc.collect()
+            gc.freeze()
+        if self.cfg.control.blob_check_thread:
+            self._blob_pool = concurrent.futures.ThreadPoolExecutor(
+                1, "go2-blob", initializer=self._set_rt_priority, initargs=(self.cfg.control.helper_rt_priority, "blob parser"))
         self.started = True
         for name, fn in (("go2-loop", self._loop), ("go2-validator", self._validator), ("go2-dispatch", self._dispatcher)):
             t = threading.Thread(target=fn, name=name, daemon=True)
@@ -210,6 +227,9 @@ class Controller:
         for t in self._threads:
             t.join(timeout)
         self._threads = []
+        if self._blob_pool is not None:
+            self._blob_pool.shutdown(wait=False)
+            self._blob_pool = None
         self.cmd.set_damping(self.cfg.damping.kd)
         self.robot.send(self.cmd)
         self.started = False
@@ -288,10 +308,24 @@ class Controller:
         except (OSError, AttributeError) as e:  # needs CAP_SYS_NICE / an rtprio limit
             log.warning("%s runs without real-time priority (%s)", what, e)
 
+    @staticmethod
+    def _pin_to_cpu(cpu: int) -> bool:
+        """Pin the calling thread to one CPU (cpu < 0: leave it). Optional: a failure only logs."""
+        if cpu < 0:
+            return False
+        try:
+            os.sched_setaffinity(threading.get_native_id(), {cpu})
+        except (OSError, ValueError, AttributeError) as e:  # no such CPU, not in the cpuset, not Linux
+            log.warning("control loop not pinned to CPU %d (%s)", cpu, e)
+            return False
+        log.info("control loop pinned to CPU %d", cpu)
+        return True
+
     def _loop(self) -> None:
         if self.torch_threads:  # OpenMP's thread count is per calling thread: set it here too
             torch.set_num_threads(self.torch_threads)
         self._set_rt_priority(self.cfg.control.rt_priority, "control loop")
+        self._pin_to_cpu(self.cfg.control.loop_cpu)
         period, clock = self.period, self.clock
         next_t = clock() + period
         while not self._stop.is_set():
@@ -303,6 +337,7 @@ class Controller:
             if late >= period:  # whole periods slept through: those ticks were missed
                 skipped = int(late // period)
                 self.missed_ticks += skipped
+                self.missed_at.append((now, late))
                 next_t += skipped * period
             t0 = time.perf_counter()
             try:
@@ -489,12 +524,7 @@ class Controller:
                 break
             actor, gid, ticket = item
             try:
-                cand = as_candidate(actor, self.spec, gid)
-                ticket.result.generation_id = cand.generation_id
-                canary = self._canary_inputs()
-                details = canary_check(cand, canary, self.wtw.config.num_actions,
-                                       self.cfg.safety.max_abs_action, self.cfg.safety.max_inference_ms)
-                fast = self._compile_checked(cand.module, canary)
+                cand, details, fast = self._validate(actor, gid, ticket)
             except MaaError as e:
                 now = self.clock()
                 self.counters["refused"] += 1
@@ -511,24 +541,68 @@ class Controller:
             if old is not None and old.ticket is not None:
                 old.ticket.resolve(False, f"superseded by {cand.generation_id} before activation", decided_at=self.clock())
 
-    def _compile_checked(self, module, canary: np.ndarray):
-        """The numpy tick path of `module`, used only if it reproduces the torch module on the canary."""
+    def _validate(self, actor, gid: str | None, ticket: SwapTicket):
+        """-> (candidate, details, numpy path or None); MaaError with the first reason to refuse.
+
+        Blob bytes with `control.blob_check_thread`: the blob's parse, finiteness and checksum
+        (`ActorBlob.from_bytes`, ~4 ms for go2-wtw, mostly hashing outside the GIL) run on the blob
+        thread while this thread builds the module from the same bytes and runs the canary; the
+        candidate is accepted only if that parse succeeds with the controller's spec. A refused blob
+        reports the parse's reason first. Without it, the same checks run one after the other."""
+        if self._blob_pool is not None and isinstance(actor, (bytes, bytearray, memoryview)):
+            data = actor if isinstance(actor, bytes) else bytes(actor)
+            parsing = self._blob_pool.submit(ActorBlob.from_bytes, data)
+            try:
+                cand = speculative_candidate(data, self.spec)
+                details, fast = self._checks(cand)
+            except Exception as e:  # the blob's own problem (parse, NaN, checksum, spec) is the reason, if any
+                blob = self._parsed(parsing)
+                blob.spec.check_compatible(self.spec, "actor")
+                ticket.result.generation_id = gid or blob.generation_id or blob.checksum[:12]
+                if isinstance(e, MaaError):
+                    raise
+                cand = as_candidate(blob, self.spec, gid)  # unexpected: validate the verified blob the plain way
+                return (cand, *self._checks(cand))
+            blob = self._parsed(parsing)
+            blob.spec.check_compatible(self.spec, "actor")
+            cand.generation_id = ticket.result.generation_id = gid or blob.generation_id or blob.checksum[:12]
+            return cand, details, fast
+        cand = as_candidate(actor, self.spec, gid)
+        ticket.result.generation_id = cand.generation_id
+        details, fast = self._checks(cand)
+        return cand, details, fast
+
+    @staticmethod
+    def _parsed(parsing: concurrent.futures.Future) -> ActorBlob:
         try:
-            fast = self.runner.compile(module)
-            if fast is None:
-                return None
-            rows = canary[: min(4, len(canary))]
-            with torch.inference_mode():
-                ref = module(torch.from_numpy(np.ascontiguousarray(rows))).numpy()
-            got = np.stack([fast.forward(r, prepared=False).copy() for r in rows])
+            return parsing.result()
+        except MaaError:
+            raise
+        except Exception as e:  # e.g. malformed metadata: a refusal, not a dead validator
+            raise MaaError(f"actor blob: {type(e).__name__}: {e}") from None
+
+    def _checks(self, cand):
+        """Canary, numpy path and timing checks of a built candidate -> (details, numpy path or None)."""
+        canary = self._canary_inputs()
+        max_ms = self.cfg.safety.max_inference_ms
+        fast = self._compile(cand.module)
+        details = canary_check(cand, canary, self.wtw.config.num_actions,
+                               self.cfg.safety.max_abs_action, max_ms, time_torch=fast is None)
+        if fast is not None:  # the tick runs the numpy path: it must match torch, and it is what is timed
+            timing = check_numpy_path(fast, canary, cand.canary_outputs, max_ms)
+            if timing is None:
+                fast = None
+                timing = torch_forward_check(cand, canary[:1], max_ms)
+            details.update(timing)
+        return details, fast
+
+    def _compile(self, module):
+        """The numpy tick path of `module` (checked by the caller against torch), or None: run torch."""
+        try:
+            return self.runner.compile(module)
         except Exception as e:  # the torch path stays available; never let this kill the validator
             log.warning("no numpy tick path for this actor (%s: %s); running torch", type(e).__name__, e)
             return None
-        if not np.allclose(got, ref, rtol=1e-4, atol=1e-4):
-            log.warning("numpy tick path disagrees with the torch module (max diff %.3g); running torch",
-                        float(np.abs(got - ref).max()))
-            return None
-        return fast
 
     def _canary_inputs(self) -> np.ndarray:
         """Recent actor inputs; before any tick ran, a standing observation history."""

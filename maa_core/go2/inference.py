@@ -41,8 +41,10 @@ def _type_name(m) -> str:
 
 
 def _dense(linear, activation: str) -> Dense:
-    w = linear.weight.detach().to(torch.float32).contiguous().numpy().copy()
-    b = linear.bias.detach().to(torch.float32).numpy().copy() if linear.bias is not None else np.zeros(w.shape[0], np.float32)
+    # Views of the module's own float32 parameters (no 5 MB copy on the swap path): the numpy path and
+    # the torch module then hold the same numbers; the controller never writes parameters.
+    w = linear.weight.detach().to(torch.float32).contiguous().numpy()
+    b = linear.bias.detach().to(torch.float32).numpy() if linear.bias is not None else np.zeros(w.shape[0], np.float32)
     return Dense(w, b, activation)
 
 

@@ -12,21 +12,24 @@ NUM_MOTORS = 12
 class LowState:
     """What one `LowState_` carries that the controller uses, plus when it arrived."""
 
+    # the arrays are views of one float64 buffer in this order, so a copy is one numpy call
+    LAYOUT = (("q", NUM_MOTORS), ("dq", NUM_MOTORS), ("tau", NUM_MOTORS), ("quat", 4), ("gyro", 3),
+              ("accel", 3), ("foot_force", 4))
+    SIZE = sum(n for _, n in LAYOUT)
+
     def __init__(self):
-        self.q = np.zeros(NUM_MOTORS)
-        self.dq = np.zeros(NUM_MOTORS)
-        self.tau = np.zeros(NUM_MOTORS)          # tau_est
-        self.quat = np.array([1.0, 0.0, 0.0, 0.0])  # w, x, y, z (Unitree IMU order)
-        self.gyro = np.zeros(3)
-        self.accel = np.zeros(3)
-        self.foot_force = np.zeros(4)            # FR, FL, RR, RL
+        self.buf = np.zeros(self.SIZE)
+        o = 0
+        for name, n in self.LAYOUT:
+            setattr(self, name, self.buf[o:o + n])
+            o += n
+        # q, dq, tau (tau_est), quat (w, x, y, z: Unitree IMU order), gyro, accel, foot_force (FR, FL, RR, RL)
+        self.quat[0] = 1.0
         self.tick = 0                            # robot's ms counter
         self.stamp = -np.inf                     # receive time, time.monotonic()
 
     def copy_from(self, o: "LowState") -> None:
-        np.copyto(self.q, o.q); np.copyto(self.dq, o.dq); np.copyto(self.tau, o.tau)
-        np.copyto(self.quat, o.quat); np.copyto(self.gyro, o.gyro); np.copyto(self.accel, o.accel)
-        np.copyto(self.foot_force, o.foot_force)
+        np.copyto(self.buf, o.buf)
         self.tick, self.stamp = o.tick, o.stamp
 
 

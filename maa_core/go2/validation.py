@@ -1,9 +1,15 @@
 """Checks a candidate actor must pass, off the control loop, before it may touch a motor:
 the spec matches the controller's, every parameter is finite, and on a canary batch of recent
 actor inputs its outputs have the right shape, are finite and within the action bound, and a
-single forward pass fits the tick budget."""
+single forward pass fits the tick budget; an actor with a numpy tick path (`HistoryMlp`) runs that
+path only if it reproduces the torch outputs on the canary rows, and then that path is the one timed.
+
+Swap-path cost (go2-wtw, ~1.2M parameters): blob parse with checksum and finiteness (actor_io; the
+controller runs it on a second thread beside the rest, see `speculative_candidate`), one batched
+torch pass over the canary, the numpy path on a few canary rows; no pass runs twice."""
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -14,12 +20,15 @@ from ..actor_io import ActorBlob
 from ..errors import MaaError, check
 from ..specs import Actor, PolicySpec
 
+log = logging.getLogger("maa.go2.validation")
+
 
 @dataclass
 class Candidate:
     module: torch.nn.Module
     generation_id: str
     spec: PolicySpec | None
+    canary_outputs: np.ndarray | None = None  # torch outputs on the canary batch, set by canary_check
 
 
 def _build(spec: PolicySpec, params: np.ndarray) -> torch.nn.Module:
@@ -29,13 +38,16 @@ def _build(spec: PolicySpec, params: np.ndarray) -> torch.nn.Module:
 
 def as_candidate(obj, expected: PolicySpec, generation_id: str | None = None) -> Candidate:
     """ActorBlob / blob bytes / Actor / TorchScript or nn.Module -> Candidate; MaaError on spec or value problems."""
+    parsed = False
     if isinstance(obj, (bytes, bytearray, memoryview)):
-        obj = ActorBlob.from_bytes(bytes(obj))
+        obj = ActorBlob.from_bytes(obj if isinstance(obj, bytes) else bytes(obj))  # checks finiteness and checksum
+        parsed = True
     if isinstance(obj, ActorBlob):
         obj.spec.check_compatible(expected, "actor")
         params = np.asarray(obj.params)
         check(params.shape == (expected.num_params,), f"actor: {params.size} parameters, spec {expected.name} has {expected.num_params}")
-        check(bool(np.isfinite(params).all()), "actor: parameters contain NaN or Inf")  # blobs may be built in-process
+        if not parsed:  # blobs may be built in-process; from_bytes has just checked the same
+            check(bool(np.isfinite(params).all()), "actor: parameters contain NaN or Inf")
         return Candidate(_build(obj.spec, params), generation_id or obj.generation_id or obj.checksum[:12], obj.spec)
     if isinstance(obj, Actor):
         obj.spec.check_compatible(expected, "actor")
@@ -47,19 +59,27 @@ def as_candidate(obj, expected: PolicySpec, generation_id: str | None = None) ->
     raise MaaError(f"actor: expected an ActorBlob, blob bytes, Actor or torch module, got {type(obj).__name__}")
 
 
-def canary_check(c: Candidate, inputs: np.ndarray, act_dim: int, max_abs_action: float, max_inference_ms: float) -> dict:
-    """Run the candidate on recent inputs (B, in_dim); MaaError names the first failure."""
+def speculative_candidate(data: bytes, expected: PolicySpec) -> Candidate:
+    """A candidate built from a blob's params *before* the blob is verified: lets the canary run while
+    `ActorBlob.from_bytes(data)` (the authoritative parse, finiteness and checksum) runs on another
+    thread. Both read the same immutable bytes with the same parser, so the params are the same; the
+    caller must not accept the candidate unless that parse succeeds and its spec equals `expected`."""
+    from safetensors.numpy import load as st_load
+    params = st_load(data)["params"]
+    check(params.dtype == np.float32 and params.shape == (expected.num_params,),
+          f"actor: params have shape {params.shape}, spec {expected.name} expects ({expected.num_params},)")
+    return Candidate(_build(expected, params), "", expected)
+
+
+def canary_check(c: Candidate, inputs: np.ndarray, act_dim: int, max_abs_action: float, max_inference_ms: float,
+                 time_torch: bool = True) -> dict:
+    """Run the candidate on recent inputs (B, in_dim); MaaError names the first failure. Keeps the
+    outputs in `c.canary_outputs`. time_torch=False: the caller times the path the tick will run
+    (`check_numpy_path`, or `torch_forward_check` if that path is refused)."""
     x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
     try:
         with torch.inference_mode():
             y = c.module(x)
-            one = x[:1]
-            c.module(one)  # warm-up
-            times = []
-            for _ in range(3):  # CPU time of this thread: the cost of a pass, not how busy the machine is
-                t = time.thread_time()
-                c.module(one)
-                times.append(time.thread_time() - t)
     except (RuntimeError, ValueError, TypeError) as e:
         raise MaaError(f"actor: forward pass failed on a ({x.shape[0]}, {x.shape[1]}) canary batch "
                        f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
@@ -67,6 +87,57 @@ def canary_check(c: Candidate, inputs: np.ndarray, act_dim: int, max_abs_action:
     check(bool(torch.isfinite(y).all()), "actor: non-finite outputs on the canary batch")
     peak = float(y.abs().max())
     check(peak <= max_abs_action, f"actor: output magnitude {peak:.3g} on the canary batch exceeds the bound {max_abs_action:g}")
-    ms = 1000.0 * min(times)
+    c.canary_outputs = y.numpy()
+    out = {"canary_batch": int(x.shape[0]), "max_abs_action": peak}
+    if time_torch:
+        out.update(torch_forward_check(c, inputs[:1], max_inference_ms))
+    return out
+
+
+def _check_budget(ms: float, max_inference_ms: float) -> None:
     check(ms <= max_inference_ms, f"actor: forward pass takes {ms:.2f} ms > budget {max_inference_ms:g} ms")
-    return {"canary_batch": int(x.shape[0]), "max_abs_action": peak, "inference_ms": ms}
+
+
+def torch_forward_check(c: Candidate, one: np.ndarray, max_inference_ms: float) -> dict:
+    """CPU time of one torch forward pass on a (1, in_dim) input (best of 3 after a warm-up)."""
+    x = torch.from_numpy(np.ascontiguousarray(one, dtype=np.float32))
+    try:
+        with torch.inference_mode():
+            c.module(x)  # warm-up
+            times = []
+            for _ in range(3):  # CPU time of this thread: the cost of a pass, not how busy the machine is
+                t = time.thread_time()
+                c.module(x)
+                times.append(time.thread_time() - t)
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise MaaError(f"actor: forward pass failed on a single observation "
+                       f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    ms = 1000.0 * min(times)
+    _check_budget(ms, max_inference_ms)
+    return {"inference_ms": ms, "inference_path": "torch"}
+
+
+def check_numpy_path(fast, inputs: np.ndarray, reference: np.ndarray, max_inference_ms: float,
+                     rows: int = 4, rtol: float = 1e-4, atol: float = 1e-4) -> dict | None:
+    """The numpy tick path `fast` (a HistoryMlp) on the first `rows` canary inputs, un-split (the
+    tick's worst case): None if it does not reproduce the torch `reference` outputs (the caller then
+    runs torch); else its CPU time per pass (best of the rows), MaaError if over the budget."""
+    n = min(rows, len(inputs))
+    got = np.empty((n, reference.shape[1]), np.float32)
+    times = []
+    try:
+        for i in range(n):
+            r = np.ascontiguousarray(inputs[i], dtype=np.float32)
+            t = time.thread_time()
+            got[i] = fast.forward(r, prepared=False)
+            times.append(time.thread_time() - t)
+    except Exception as e:  # the torch path stays available; never let this kill the validator
+        log.warning("numpy tick path failed (%s: %s); running torch", type(e).__name__, e)
+        return None
+    if not np.allclose(got, reference[:n], rtol=rtol, atol=atol):
+        log.warning("numpy tick path disagrees with the torch module (max diff %.3g); running torch",
+                    float(np.abs(got - reference[:n]).max()))
+        return None
+    ms = 1000.0 * min(times)
+    _check_budget(ms, max_inference_ms)
+    return {"inference_ms": ms, "inference_path": "numpy"}

@@ -5,7 +5,11 @@ baselines (nearest-checkpoint retrieval, behavior cloning), the action-noise var
 
     .venv/bin/python benchmarks/reproduce_table4.py --data data/reference-cpu --out runs/table4 \
         [--prompts-per-task 20] [--configs 5] [--train-steps AE EMB DIFF] [--paper-steps AE EMB DIFF] \
-        [--stage train|eval|all] [--no-paper] [--baselines retrieval,bc,bc-task] [--workers 2]
+        [--stage train|eval|all] [--no-paper] [--baselines retrieval,bc,bc-task] [--workers 2] [--pairing own|run]
+
+`--pairing run` trains the diffusion model on (trajectory -> checkpoints of its run saved at that step or
+later), with the seen tasks' prompts of the runs the evaluation does NOT use as extra sub-optimal trajectories
+(OUT/gen-<preset>.heldout.json lists the evaluation's runs; evaluation refuses prompts of other runs).
 
 Stages resume: a trained generator folder is reused, so `--stage train` then `--stage eval` is the
 same as `--stage all`. Writes OUT/results.json, OUT/report.md, OUT/table4.md, figures and OUT/timing.json.
@@ -56,17 +60,40 @@ class Budget:
     bc_steps: int = 300
 
 
-def train(preset: str, steps, data: Path, out: Path, progress: bool) -> tuple[Path, float]:
+def eval_runs(data: Path, per_task: int) -> set[str]:
+    """Runs whose prompts the evaluation uses (the first `per_task` of each Table-4 task)."""
+    keys = {p.source_key for p in sources.from_dataset(data / "prompts", SEEN + UNSEEN, per_task)}
+    return {m["source"]["run"] for m in PolicyDataset(data / "prompts").meta() if m["key"] in keys}
+
+
+def train(preset: str, steps, data: Path, out: Path, progress: bool, pairing: str | None = None,
+          per_task: int = 20) -> tuple[Path, float]:
     folder = out / f"gen-{preset}"
     if (folder / "generator.json").is_file():
         return folder, 0.0
     over = {}
     if steps:
         over = {"train_autoencoder.steps": steps[0], "train_embedding.steps": steps[1], "train_diffusion.steps": steps[2]}
+    if pairing:
+        over["diffusion_pairing"] = pairing
     cfg = GeneratorConfig.preset_named(preset, **over)
+    prompts, held = None, set()
+    if cfg.diffusion_pairing == "run":  # train on the prompts of the runs the evaluation does not use
+        prompts, held = data / "prompts", eval_runs(data, per_task)
+        (out / f"gen-{preset}.heldout.json").write_text(json.dumps(sorted(held), indent=0))
     t0 = time.perf_counter()
-    train_from_dataset(data / "checkpoints", folder, cfg, TrainerOptions(run_dir=out / f"gen-{preset}.run", progress=progress))
+    train_from_dataset(data / "checkpoints", folder, cfg, TrainerOptions(run_dir=out / f"gen-{preset}.run", progress=progress),
+                       prompts_dir=prompts, exclude_runs=held)
     return folder, time.perf_counter() - t0
+
+
+def check_heldout(out: Path, preset: str, data: Path, per_task: int) -> None:
+    """A generator trained on prompts must not be evaluated on prompts of the runs it trained on."""
+    path = out / f"gen-{preset}.heldout.json"
+    if path.is_file():
+        extra = eval_runs(data, per_task) - set(json.loads(path.read_text()))
+        if extra:
+            raise SystemExit(f"{out}/gen-{preset} trained on prompts of runs the evaluation now uses: {sorted(extra)[:3]} ...")
 
 
 def table4(results: dict, budget: Budget) -> str:
@@ -104,6 +131,7 @@ def main(argv=None):
     ap.add_argument("--train-steps", type=int, nargs=3, metavar=("AE", "EMB", "DIFF"), help="cpu preset steps (default: preset)")
     ap.add_argument("--paper-steps", type=int, nargs=3, metavar=("AE", "EMB", "DIFF"), help="paper preset steps (default: preset)")
     ap.add_argument("--no-paper", action="store_true", help="skip the paper-preset generator")
+    ap.add_argument("--pairing", choices=["own", "run"], help="diffusion_pairing (default: the preset's)")
     ap.add_argument("--baselines", default="retrieval,bc,bc-task")
     ap.add_argument("--action-noise", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for training (1 is faster on a shared machine)")
@@ -118,10 +146,12 @@ def main(argv=None):
     presets = [("cpu", a.train_steps)] + ([] if a.no_paper else [("paper", a.paper_steps)])
     folders = {}
     for preset, steps in presets:
-        folders[preset], dt = train(preset, steps, a.data, a.out, not a.no_progress)
+        folders[preset], dt = train(preset, steps, a.data, a.out, not a.no_progress, a.pairing, a.prompts_per_task)
+        check_heldout(a.out, preset, a.data, a.prompts_per_task)
         if dt:
             timing[f"train {preset}"] = dt
             timing[f"train {preset} steps"] = steps or "preset"
+            timing[f"train {preset} pairing"] = a.pairing or "preset"
         timing_path.write_text(json.dumps(timing, indent=1))
     if a.stage == "train":
         return

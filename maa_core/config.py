@@ -21,6 +21,9 @@ class AutoencoderConfig:
     input_noise: float = 1e-3  # std of noise added to (normalized) parameters while training
     latent_noise: float = 5e-2  # std of noise added to latents while training: makes the decoder tolerant of diffusion error
     latent_clamp: float = 6.0  # tokens (layer-normalized, unit scale) are clamped to +-this before decoding
+    # token groups every training checkpoint shares bit for bit (a frozen shared layer): not coded, decoded as
+    # the dataset's value. Training fills this from the data (train.constant_groups); empty = code every group.
+    constant_groups: tuple[str, ...] = ()
 
 
 @dataclass
@@ -51,6 +54,10 @@ class DiffusionConfig:
     prediction_type: str = "sample"  # or "epsilon", "v_prediction"
     clip_sample: bool = False
     ema_decay: float = 0.999
+    # std of Gaussian noise on the condition while the diffusion model trains, in units of the condition's
+    # per-element spread over the training set: nearby behaviours then share latent modes, so a prompt between
+    # training behaviours samples a neighbour's mode instead of a blend of parameters (0 = paper)
+    cond_noise: float = 0.0
 
 
 @dataclass
@@ -72,6 +79,12 @@ class GeneratorConfig:
     train_autoencoder: OptimConfig = field(default_factory=lambda: OptimConfig(steps=3000, batch_size=64, lr=1e-3, weight_decay=5e-3))
     train_embedding: OptimConfig = field(default_factory=lambda: OptimConfig(steps=1500, batch_size=64, lr=3e-4, weight_decay=1e-4))
     train_diffusion: OptimConfig = field(default_factory=lambda: OptimConfig(steps=4000, batch_size=128, lr=2e-4, weight_decay=5e-4, betas=(0.95, 0.999)))
+    # Checkpoint(s) each trajectory is paired with when training the diffusion model (train.TrainingData):
+    # "own": the checkpoint that produced it (the paper). "run": every checkpoint of the same run (source["run"])
+    # saved at the same step or later, plus, when training is given a prompt dataset, the run's sub-optimal prompt
+    # trajectories paired the same way. Evaluation prompts are sub-optimal; trained "own", the model never saw
+    # such a condition and lands far from every checkpoint (BENCHMARKS.md, Table 4).
+    diffusion_pairing: str = "own"
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -136,16 +149,23 @@ def apply_overrides(cfg: GeneratorConfig, overrides: dict) -> GeneratorConfig:
     return GeneratorConfig.from_dict(d)
 
 
-def load_config(path, preset: str | None = None) -> GeneratorConfig:
+def read_yaml_mapping(path, what: str = "config file") -> dict:
+    """A YAML file whose top level is a mapping (an empty file is {}); one clear line when it is not."""
     try:
         with open(path) as f:
-            d = yaml.safe_load(f) or {}
-    except FileNotFoundError:
-        raise MaaError(f"{path}: no such config file") from None
+            d = yaml.safe_load(f)
+    except (FileNotFoundError, IsADirectoryError):
+        raise MaaError(f"{path}: no such {what}") from None
     except yaml.YAMLError as e:
         raise MaaError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    d = {} if d is None else d
     if not isinstance(d, dict):
-        raise MaaError(f"{path}: expected a mapping at top level")
+        raise MaaError(f"{path}: expected a mapping at top level, got {type(d).__name__}")
+    return d
+
+
+def load_config(path, preset: str | None = None) -> GeneratorConfig:
+    d = read_yaml_mapping(path)
     base = GeneratorConfig.preset_named(preset or d.pop("preset", "cpu"))
     d.pop("preset", None)
     return apply_overrides(base, d)

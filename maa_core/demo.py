@@ -9,20 +9,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from .errors import MaaError, check
+from .config import read_yaml_mapping
+from .errors import check
 
 
 def load_demo_config(path) -> dict:
-    try:
-        cfg = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise MaaError(f"{path}: no such demo config") from None
-    except yaml.YAMLError as e:
-        raise MaaError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    cfg = read_yaml_mapping(path, "demo config")
     for k in ("dataset_recipe", "run_dir", "generator", "policies_per_prompt", "eval_configs"):
-        check(isinstance(cfg, dict) and k in cfg, f"{path}: missing key {k!r}")
+        check(k in cfg, f"{path}: missing key {k!r}")
     return cfg
 
 

@@ -4,11 +4,13 @@ TensorBoard logs, and DDP: the same call runs under `torchrun` on many GPUs or n
 Stages, each resumable and skipped once finished (its weights sit in the run directory):
     1. parameter autoencoder      on the checkpoints' flat parameters
     2. behavior embedding         InfoNCE on the checkpoints' trajectories
-    3. latent diffusion           on (latent of a checkpoint, condition of one of its trajectories)
+    3. latent diffusion           on (latent of a checkpoint, condition of one of its trajectories), or with
+                                  diffusion_pairing "run" of a trajectory of its run (see TrainingData)
 The autoencoder and the embedding are frozen while the diffusion model trains (paper, Sec. 3).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -29,37 +31,93 @@ from .trajectory import Trajectory
 
 
 
+PAIRINGS = ("own", "run")  # GeneratorConfig.diffusion_pairing
+
+
 @dataclass
 class TrainingData:
     params: torch.Tensor  # (N, P) flat checkpoint parameters
     h_in: torch.Tensor  # (M, S, n, obs+act) prompt windows of every trajectory
     v_in: torch.Tensor  # (M, S, m, obs)
-    traj_record: torch.Tensor  # (M,) index of the checkpoint that produced trajectory j
+    traj_record: torch.Tensor  # (M,) index of the checkpoint that produced trajectory j; -1: a prompt's trajectory
     states: torch.Tensor  # all states, for the embedding's normalizer
     actions: torch.Tensor
+    pairs: torch.Tensor | None = None  # (K, 2) diffusion pairs (trajectory j, checkpoint i); None: each with its own
+
+    def diffusion_pairs(self) -> torch.Tensor:
+        if self.pairs is not None:
+            return self.pairs
+        return torch.stack([torch.arange(len(self.traj_record)), self.traj_record], 1)
 
     @classmethod
     def from_records(cls, params: np.ndarray, trajectories: list[tuple[int, Trajectory]], cfg: GeneratorConfig,
-                     obs_dim: int, act_dim: int) -> "TrainingData":
+                     obs_dim: int, act_dim: int, targets: list[list[int]] | None = None) -> "TrainingData":
+        """`targets[k]`: the checkpoints trajectory k is paired with for the diffusion model (default: its own)."""
         check(len(params) > 0, "training data: no checkpoints")
         check(np.isfinite(params).all(), "training data: parameters contain NaN or Inf")
-        usable = [(i, t) for i, t in trajectories if len(t) >= min_prompt_length(cfg.embedding)]
-        check(usable, f"training data: no trajectory is long enough (need {min_prompt_length(cfg.embedding)} steps)")
+        check(targets is None or len(targets) == len(trajectories), "training data: one target list per trajectory")
+        keep = [k for k, (_, t) in enumerate(trajectories) if len(t) >= min_prompt_length(cfg.embedding)]
+        check(keep, f"training data: no trajectory is long enough (need {min_prompt_length(cfg.embedding)} steps)")
+        usable = [trajectories[k] for k in keep]
         wins = []
         for i, t in usable:
             t.validate(obs_dim, act_dim, where=f"trajectory of checkpoint {i}")
             wins.append(prompt_windows(t, cfg.embedding))
+        pairs = None
+        if targets is None:
+            check(all(i >= 0 for i, _ in usable), "training data: a trajectory without its checkpoint (-1) needs targets")
+        else:
+            pairs = torch.as_tensor([(j, i) for j, k in enumerate(keep) for i in targets[k]], dtype=torch.long).reshape(-1, 2)
+            check(len(pairs) > 0, "training data: no (trajectory, checkpoint) pairs")
+            check(bool(((pairs[:, 1] >= 0) & (pairs[:, 1] < len(params))).all()), "training data: pair target out of range")
         return cls(torch.as_tensor(params, dtype=torch.float32),
                    torch.as_tensor(np.stack([w[0] for w in wins])), torch.as_tensor(np.stack([w[1] for w in wins])),
                    torch.as_tensor([i for i, _ in usable]),
                    torch.as_tensor(np.concatenate([t.states for _, t in usable])),
-                   torch.as_tensor(np.concatenate([t.actions for _, t in usable])))
+                   torch.as_tensor(np.concatenate([t.actions for _, t in usable])), pairs)
 
     @classmethod
-    def from_dataset(cls, ds: PolicyDataset, cfg: GeneratorConfig) -> "TrainingData":
+    def from_dataset(cls, ds: PolicyDataset, cfg: GeneratorConfig, prompts: PolicyDataset | None = None,
+                     exclude_runs=()) -> "TrainingData":
+        """`prompts` (pairing "run" only): records of sub-optimal policies; each of their trajectories is paired
+        with the checkpoints of its run (prompts of runs without checkpoints, or in `exclude_runs`, are skipped:
+        keep evaluation prompts out of training this way)."""
+        check(cfg.diffusion_pairing in PAIRINGS,
+              f"diffusion_pairing {cfg.diffusion_pairing!r}: choose from {', '.join(PAIRINGS)}")
         params = ds.params()
         trajs = [(i, t) for i, rec in enumerate(ds) for t in rec.trajectories]
-        return cls.from_records(params, trajs, cfg, ds.traj_obs_dim, ds.spec.act_dim)
+        if cfg.diffusion_pairing == "own":
+            check(prompts is None, "training on prompt trajectories needs diffusion_pairing 'run'")
+            return cls.from_records(params, trajs, cfg, ds.traj_obs_dim, ds.spec.act_dim)
+        meta = ds.meta()
+        # a checkpoint of a record without a run stays paired with itself
+        targets = [tg or [i] for (i, _), tg in zip(trajs, run_targets(meta, [meta[i] for i, _ in trajs]))]
+        if prompts is not None:
+            check(prompts.traj_obs_dim == ds.traj_obs_dim and prompts.spec.act_dim == ds.spec.act_dim,
+                  f"{prompts.root}: prompt trajectories do not match the checkpoints' layout")
+            pmeta, skip = prompts.meta(), set(exclude_runs)
+            for k, tg in enumerate(run_targets(meta, pmeta)):
+                if tg and (pmeta[k].get("source") or {}).get("run") not in skip:
+                    for t in prompts[k].trajectories:
+                        trajs.append((-1, t))
+                        targets.append(tg)
+        return cls.from_records(params, trajs, cfg, ds.traj_obs_dim, ds.spec.act_dim, targets)
+
+
+def run_targets(checkpoints: list[dict], records: list[dict]) -> list[list[int]]:
+    """Pairing "run": for each record's metadata, the indices of `checkpoints` (metadata too) from the same run
+    (source["run"]) saved at the same step or later. Empty for a record without a run or whose run has none."""
+    by_run: dict[str, list[tuple[float, int]]] = {}
+    for i, m in enumerate(checkpoints):
+        s = m.get("source") or {}
+        if s.get("run"):
+            by_run.setdefault(str(s["run"]), []).append((float(s.get("step", 0)), i))
+    out = []
+    for m in records:
+        s = m.get("source") or {}
+        step = float(s.get("step", 0))
+        out.append([i for st, i in by_run.get(str(s.get("run", "")), []) if st >= step] if s.get("run") else [])
+    return out
 
 
 def _optimizer(params, oc: OptimConfig):
@@ -118,16 +176,19 @@ def _tasks():
             return _optimizer(self.emb.parameters(), self.oc)
 
     class DiffusionTask(L.LightningModule):
-        def __init__(self, unet, cfg: GeneratorConfig):
+        def __init__(self, unet, cfg: GeneratorConfig, cond_std: torch.Tensor):
             super().__init__()
             from diffusers.training_utils import EMAModel
 
             self.unet, self.cfg = unet, cfg
+            self.register_buffer("cond_std", cond_std, persistent=False)
             self.noise_scheduler = make_scheduler(cfg, "ddpm")
             self.ema = EMAModel(unet.parameters(), decay=cfg.diffusion.ema_decay, use_ema_warmup=True)
 
         def training_step(self, batch, _):
             z0, cond = batch
+            if self.cfg.diffusion.cond_noise > 0:
+                cond = cond + self.cfg.diffusion.cond_noise * self.cond_std * torch.randn_like(cond)
             noise = torch.randn_like(z0)
             t = torch.randint(0, self.cfg.diffusion.num_train_timesteps, (len(z0),), device=z0.device)
             zt = self.noise_scheduler.add_noise(z0, noise, t)
@@ -229,11 +290,19 @@ def train_embedding(emb, data: TrainingData, cfg: GeneratorConfig, opts: Trainer
 def train_diffusion(unet, latents: torch.Tensor, cond: torch.Tensor, cfg: GeneratorConfig, opts: TrainerOptions) -> None:
     """latents (M, T, D) standardized, cond (M, C): one row per (checkpoint, trajectory) pair."""
     L, _, _, DiffusionTask = _tasks()
-    task = DiffusionTask(unet.train(), cfg)
+    task = DiffusionTask(unet.train(), cfg, cond.std(0, unbiased=False))
     _fit(L, task, TensorDataset(latents, cond), cfg.train_diffusion, "diffusion", opts, cfg.seed)
     task.ema.to("cpu")
     task.ema.copy_to(unet.parameters())  # generate with the EMA weights
     unet.cpu().eval()
+
+
+def constant_groups(spec, params: torch.Tensor) -> tuple[str, ...]:
+    """Token groups whose values are bit-identical in every checkpoint (e.g. a frozen shared layer)."""
+    if len(params) < 2:
+        return ()
+    return tuple(g.name for g in spec.token_groups()
+                 if bool((params[:, g.start:g.stop] == params[:1, g.start:g.stop]).all()))
 
 
 def train_generator(data: TrainingData, spec, obs_dim: int, act_dim: int, cfg: GeneratorConfig,
@@ -243,6 +312,11 @@ def train_generator(data: TrainingData, spec, obs_dim: int, act_dim: int, cfg: G
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     opts.run_dir.mkdir(parents=True, exist_ok=True)
+    const = constant_groups(spec, data.params)
+    if const != tuple(cfg.autoencoder.constant_groups):
+        if const and opts.progress:
+            print(f"constant token groups (shared by all {len(data.params)} checkpoints, not coded): {', '.join(const)}")
+        cfg = dataclasses.replace(cfg, autoencoder=dataclasses.replace(cfg.autoencoder, constant_groups=const))
     gen = PolicyGenerator(spec, obs_dim, act_dim, cfg, device="cpu")
     ae, emb, unet = gen.autoencoder, gen.embedding, gen.unet
 
@@ -258,8 +332,9 @@ def train_generator(data: TrainingData, spec, obs_dim: int, act_dim: int, cfg: G
     stage("autoencoder", ae, lambda: train_autoencoder(ae, data.params, cfg, opts))
     stage("embedding", emb, lambda: train_embedding(emb, data, cfg, opts))
     with torch.no_grad():  # both frozen from here on (paper, Sec. 3)
-        latents = ae.params_to_latents(data.params)[data.traj_record]
-        cond = emb.condition(data.h_in, data.v_in)
+        pairs = data.diffusion_pairs()  # (trajectory, checkpoint) rows; cfg.diffusion_pairing
+        latents = ae.params_to_latents(data.params)[pairs[:, 1]]
+        cond = emb.condition(data.h_in, data.v_in)[pairs[:, 0]]
     stage("diffusion", unet, lambda: train_diffusion(unet, latents, cond, cfg, opts))
     if out_dir is not None and _is_rank0():
         gen.save_pretrained(out_dir)
@@ -277,9 +352,11 @@ def _save_rank0(sd: dict, path: Path) -> None:
         os.replace(tmp, path)
 
 
-def train_from_dataset(dataset_dir, out_dir, cfg: GeneratorConfig, opts: TrainerOptions) -> PolicyGenerator:
+def train_from_dataset(dataset_dir, out_dir, cfg: GeneratorConfig, opts: TrainerOptions,
+                       prompts_dir=None, exclude_runs=()) -> PolicyGenerator:
+    """`prompts_dir`, `exclude_runs`: see TrainingData.from_dataset (diffusion_pairing "run")."""
     ds = PolicyDataset(dataset_dir)
     if len(ds) == 0:
         raise MaaError(f"{dataset_dir}: dataset is empty")
-    data = TrainingData.from_dataset(ds, cfg)
+    data = TrainingData.from_dataset(ds, cfg, PolicyDataset(prompts_dir) if prompts_dir else None, exclude_runs)
     return train_generator(data, ds.spec, ds.traj_obs_dim, ds.spec.act_dim, cfg, opts, Path(out_dir))

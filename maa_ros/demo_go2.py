@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
 
-from maa_core.errors import MaaError, check
+from maa_core.config import read_yaml_mapping
+from maa_core.errors import check
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Go2DemoConfig:
     wtw_run_dir: str = "../shared/wtw"
     prompt_bag: str = "bags/go2-walk"
     generator: dict = field(default_factory=dict)   # GeneratorConfig overrides (with 'preset')
-    num_candidates: int = 8
+    num_candidates: int = 16
     screen_steps: int = 1000                        # generator node sim_screen_steps
     walk_seconds: float = 20.0
     gif_seconds: float = 4.0
@@ -37,13 +37,7 @@ class Go2DemoConfig:
 
     @classmethod
     def load(cls, path) -> "Go2DemoConfig":
-        try:
-            d = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise MaaError(f"{path}: no such demo config") from None
-        except yaml.YAMLError as e:
-            raise MaaError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-        check(isinstance(d, dict), f"{path}: expected a mapping")
+        d = read_yaml_mapping(path, "demo config")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         check(not unknown, f"{path}: unknown key(s) {sorted(unknown)} (known: {sorted(known)})")

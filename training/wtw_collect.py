@@ -27,17 +27,12 @@ def build_config(a):
     import yaml
 
     from maa_core.collect.wtw import config_from_dict
-    from maa_core.errors import MaaError, check
+    from maa_core.config import read_yaml_mapping
+    from maa_core.errors import check
 
     d = {}
     if a.config:
-        p = Path(a.config)
-        check(p.is_file(), f"{p}: no such config file")
-        try:
-            d = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise MaaError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
-        check(isinstance(d, dict), f"{p}: expected a mapping")
+        d = read_yaml_mapping(a.config)
     if a.out:
         d["out"] = a.out
     if a.runs:

@@ -40,15 +40,11 @@ def _seeds(v) -> list[int]:
 
 
 def load_recipe(path) -> dict:
-    import yaml
+    from ..config import read_yaml_mapping
 
     p = Path(path)
-    check(p.is_file(), f"{p}: no such recipe file")
-    try:
-        r = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise MaaError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
-    check(isinstance(r, dict) and isinstance(r.get("groups"), list) and r["groups"],
+    r = read_yaml_mapping(p, "recipe file")
+    check(isinstance(r.get("groups"), list) and r["groups"],
           f"{p}: a recipe needs a non-empty 'groups' list")
     return r
 

@@ -3,6 +3,11 @@ to one latent token of a fixed size, and decoded back.
 
 Groups of the same kind (equal-size chunks of one large layer) share their encoder and decoder;
 the decoder tells chunks apart by a learned per-token offset.
+
+Groups named in `cfg.constant_groups` are identical in every training checkpoint (a frozen layer
+all runs share): they get no token, no encoder and no decoder, and decode as the dataset's value,
+which the parameter normalizer's mean holds exactly. Coding them would cost most of the model
+(a 2102-input layer) to reproduce a constant, and add reconstruction error to it.
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import torch
 from torch import nn
 
 from ..config import AutoencoderConfig
+from ..errors import check
 from ..specs import PolicySpec
 from .normalizer import Normalizer
 
@@ -27,7 +33,14 @@ class ParameterAutoencoder(nn.Module):
     def __init__(self, spec: PolicySpec, cfg: AutoencoderConfig):
         super().__init__()
         self.cfg = cfg
-        self.groups = spec.token_groups()
+        all_groups = spec.token_groups()
+        names = {g.name for g in all_groups}
+        unknown = set(cfg.constant_groups) - names
+        check(not unknown, f"autoencoder: constant_groups {sorted(unknown)} are not token groups of spec {spec.name} "
+                           f"({', '.join(sorted(names))})")
+        self.spec_groups = all_groups
+        self.groups = [g for g in all_groups if g.name not in cfg.constant_groups]  # the coded ones
+        check(self.groups, f"autoencoder: every token group of spec {spec.name} is constant: nothing to generate")
         self.num_params = spec.num_params
         self.num_tokens = len(self.groups)
         kinds: dict[str, list[int]] = {}
@@ -46,7 +59,10 @@ class ParameterAutoencoder(nn.Module):
     @torch.no_grad()
     def fit_param_norm(self, params: torch.Tensor) -> None:
         mean = params.mean(0)
-        std = torch.empty(self.num_params)
+        std = torch.ones(self.num_params)
+        for name in self.cfg.constant_groups:  # bit-exact: a float mean of equal values can be off by an ulp
+            g = next(g for g in self.spec_groups if g.name == name)
+            mean[g.start:g.stop] = params[0, g.start:g.stop]
         for g in self.groups:
             std[g.start:g.stop] = (params[:, g.start:g.stop] - mean[g.start:g.stop]).std().clamp_min(1e-6)
         self.param_norm.mean.copy_(mean)
@@ -72,9 +88,9 @@ class ParameterAutoencoder(nn.Module):
         return nn.functional.layer_norm(z, (self.cfg.token_dim,))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) latent tokens -> (B, P) standardized parameters."""
+        """(B, T, D) latent tokens -> (B, P) standardized parameters (constant groups: 0, i.e. the mean)."""
         z = z.clamp(-self.cfg.latent_clamp, self.cfg.latent_clamp) + self.token_offset
-        out = z.new_empty(z.shape[0], self.num_params)
+        out = z.new_zeros(z.shape[0], self.num_params) if self.cfg.constant_groups else z.new_empty(z.shape[0], self.num_params)
         for k, idx in self.kinds.items():
             dec = self.decoders[k](z[:, idx])
             for j, i in enumerate(idx):

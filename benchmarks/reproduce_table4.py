@@ -26,6 +26,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+import yaml  # noqa: E402
 
 from maa_core.config import GeneratorConfig  # noqa: E402
 from maa_core.dataset import PolicyDataset  # noqa: E402
@@ -67,7 +68,7 @@ def eval_runs(data: Path, per_task: int) -> set[str]:
 
 
 def train(preset: str, steps, data: Path, out: Path, progress: bool, pairing: str | None = None,
-          per_task: int = 20) -> tuple[Path, float]:
+          per_task: int = 20, sets: dict | None = None) -> tuple[Path, float]:
     folder = out / f"gen-{preset}"
     if (folder / "generator.json").is_file():
         return folder, 0.0
@@ -76,6 +77,7 @@ def train(preset: str, steps, data: Path, out: Path, progress: bool, pairing: st
         over = {"train_autoencoder.steps": steps[0], "train_embedding.steps": steps[1], "train_diffusion.steps": steps[2]}
     if pairing:
         over["diffusion_pairing"] = pairing
+    over.update(sets or {})
     cfg = GeneratorConfig.preset_named(preset, **over)
     prompts, held = None, set()
     if cfg.diffusion_pairing == "run":  # train on the prompts of the runs the evaluation does not use
@@ -132,6 +134,8 @@ def main(argv=None):
     ap.add_argument("--paper-steps", type=int, nargs=3, metavar=("AE", "EMB", "DIFF"), help="paper preset steps (default: preset)")
     ap.add_argument("--no-paper", action="store_true", help="skip the paper-preset generator")
     ap.add_argument("--pairing", choices=["own", "run"], help="diffusion_pairing (default: the preset's)")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                    help="generator config override for every preset, e.g. diffusion.cond_noise=0.5 (repeatable)")
     ap.add_argument("--baselines", default="retrieval,bc,bc-task")
     ap.add_argument("--action-noise", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for training (1 is faster on a shared machine)")
@@ -143,15 +147,22 @@ def main(argv=None):
     timing_path = a.out / "timing.json"
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
 
+    sets = {}
+    for kv in a.set:
+        k, eq, v = kv.partition("=")
+        if not eq:
+            raise SystemExit(f"--set {kv!r}: expected SECTION.FIELD=VALUE")
+        sets[k] = yaml.safe_load(v)
     presets = [("cpu", a.train_steps)] + ([] if a.no_paper else [("paper", a.paper_steps)])
     folders = {}
     for preset, steps in presets:
-        folders[preset], dt = train(preset, steps, a.data, a.out, not a.no_progress, a.pairing, a.prompts_per_task)
+        folders[preset], dt = train(preset, steps, a.data, a.out, not a.no_progress, a.pairing, a.prompts_per_task, sets)
         check_heldout(a.out, preset, a.data, a.prompts_per_task)
         if dt:
             timing[f"train {preset}"] = dt
             timing[f"train {preset} steps"] = steps or "preset"
             timing[f"train {preset} pairing"] = a.pairing or "preset"
+            timing[f"train {preset} overrides"] = sets
         timing_path.write_text(json.dumps(timing, indent=1))
     if a.stage == "train":
         return

@@ -85,6 +85,8 @@ def test_bad_input_exit_2(trained, toy_dataset, tmp_path):
     bad(["train", empty, "--out", tmp_path / "g", "--no-progress"], "empty", tmp_path)
     bad(["train", toy_dataset / "data", "--out", tmp_path / "g", "--preset", "huge"], "unknown preset", tmp_path)
     bad(["train", toy_dataset / "data", "--out", tmp_path / "g", "--set", "autoencoder.nope=1"], "unknown key", tmp_path)
+    bad(["train", toy_dataset / "data", "--out", tmp_path / "g", "--prompts", toy_dataset / "data", "--no-progress"],
+        "needs diffusion_pairing 'run'", tmp_path)
     np.savez(tmp_path / "p.npz", states=np.zeros((40, 38)), actions=np.zeros((40, 4)))
     bad(["generate", trained, "--prompt", tmp_path / "p.npz", "--out", tmp_path / "o"], "states have 38 dims, expected 39", tmp_path)
     np.savez(tmp_path / "n.npz", states=np.full((40, 39), np.nan), actions=np.zeros((40, 4)))

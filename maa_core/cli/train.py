@@ -11,6 +11,8 @@ def add_parser(sub, name):
     p.add_argument("--preset", default=None, help="config preset: cpu (default), paper, tiny")
     p.add_argument("--config", type=Path, help="YAML file overriding preset fields")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one field, e.g. autoencoder.token_dim=64")
+    p.add_argument("--prompts", type=Path, help="prompt dataset whose trajectories also train the diffusion model, "
+                                                "paired with their run's checkpoints (needs diffusion_pairing=run)")
     p.add_argument("--run-dir", type=Path, help="checkpoints and logs (default: OUT/../OUT.run)")
     p.add_argument("--devices", default="auto", help="devices per node (Lightning); under torchrun use nproc_per_node")
     p.add_argument("--num-nodes", type=int, default=1)
@@ -34,5 +36,5 @@ def run(args):
     run_dir = args.run_dir or args.out.with_name(args.out.name + ".run")
     opts = TrainerOptions(run_dir=run_dir, devices=devices, num_nodes=args.num_nodes, accelerator=args.accelerator,
                           strategy=args.strategy, progress=not args.no_progress, resume=not args.no_resume)
-    train_from_dataset(args.data, args.out, cfg, opts)
+    train_from_dataset(args.data, args.out, cfg, opts, prompts_dir=args.prompts)
     print(f"generator written to {args.out} (logs and checkpoints in {run_dir})")

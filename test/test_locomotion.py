@@ -87,6 +87,11 @@ def test_distillation_learns_walking_students(env_ad, shared_dir, tmp_path):
     assert not best.extra["fell"] and best.extra["speed"] >= 0.4, [c.extra for c in ckpts]
     r = walk(env, ad, lambda t: spec.unflatten(best.params)(t)[0].numpy(), 8.0)
     assert r.walks(), r.summary()
+    # the generator node's "go2-walk" screening ranks it as a walker (both starts), an untrained actor not
+    from maa_ros.screening import make_rollout
+    score = make_rollout("go2-walk", 400, spec, wtw)
+    assert score(spec.unflatten(best.params)) >= 1.4   # stays up 8 s from both starts, >= 0.4 m/s forward
+    assert score(spec.build()) < 1.4
 
 
 def test_dataset_records_round_trip(tmp_path, shared_dir):

@@ -89,19 +89,30 @@ def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int, loop
         duration = minutes * 60.0
         interval = duration / (swaps + 1)
         results = []
+        n_trans = len(ctl.supervisor.transitions)
         for k in range(1, swaps + 1):
             time.sleep(max(0.0, t_run + k * interval - time.monotonic()))
+            if ctl.mode == Mode.DAMP:  # a fault (reported below): stand up again so the run keeps measuring RUN ticks
+                ctl.enable()
             results.append(ctl.submit_actor(blobs[k]).wait(10))
         time.sleep(max(0.0, t_run + duration - time.monotonic()))
         ticks = ctl.tick_index - tick0
         gc.callbacks.remove(on_gc)
         ring = len(ctl.compute_times)
-        idx = np.arange(tick0, tick0 + ticks)[-ring:] % ring
+        # tick statistics over RUN ticks only: a fault's DAMP / STAND_UP ticks run no policy
+        in_run = np.ones(ticks, bool)
+        trans = ctl.supervisor.transitions[n_trans:]
+        for tr in trans:
+            in_run[max(0, tr.tick - tick0):] = tr.new == Mode.RUN
+        idx = (np.arange(tick0, tick0 + ticks)[in_run])[-ring:] % ring
         ct, pt = ctl.compute_times[idx], ctl.prepare_times[idx]
         out = {
             "duration_s": time.monotonic() - t_run, "ticks": ticks, "mode_at_end": ctl.mode.name,
             "missed_ticks": ctl.missed_ticks - missed0, "overruns": ctl.overruns - over0,
             "faults": int(ctl.counters["faults"]), "swaps_accepted": sum(r.accepted for r in results),
+            "transitions": [f"{tr.time - t_run:.2f} s, tick {tr.tick}: {tr.old.name} -> {tr.new.name} ({tr.reason})"
+                            for tr in trans],
+            "run_ticks": int(in_run.sum()),
             "tick_compute_ms": {k: 1000 * v for k, v in pct(ct).items()},
             # after the command went out: the older history rows' share of the next tick's first layers
             "after_send_prepare_ms": {k: 1000 * v for k, v in pct(pt).items()},

@@ -49,7 +49,7 @@ class GraphClient:
             t = time.monotonic()
             with self.lock:
                 self.actors.append((t, actor_bytes(msg)))
-        return self.node.create_subscription(UInt8MultiArray, self.actor_topic, cb, qos.ACTOR)
+        return self.node.create_subscription(UInt8MultiArray, self.actor_topic, cb, qos.ACTOR_EVERY)
 
     def subscribe_prompts(self, topic: str, profile=qos.PROMPT):
         """Keeps every Float32MultiArray of `topic` (use qos.STATE for best-effort step streams)."""

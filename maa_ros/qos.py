@@ -6,6 +6,10 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 # generator still receives the actor in force). Depth 1: only the current actor matters.
 ACTOR = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# A subscriber that wants every actor published, not just the current one (tests, loggers): the same
+# contract, with a deeper reader queue, so two actors published in quick succession both get taken.
+ACTOR_EVERY = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=16,
+                         reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Prompts: every prompt is a request, so reliable; volatile, so a restarted generator does not
 # re-run an old request by itself.
 PROMPT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,

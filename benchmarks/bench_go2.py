@@ -41,8 +41,7 @@ def pct(x, qs=(50, 99, 100)):
     return {f"p{q}" if q < 100 else "max": float(np.percentile(x, q)) for q in qs}
 
 
-def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int, loop_cpu: int = -1,
-               blob_check_thread: bool = False) -> dict:
+def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int, loop_cpu: int = -1) -> dict:
     import dataclasses
     from maa_core.go2.config import load_robot_config
     from maa_core.go2.controller import Controller
@@ -60,8 +59,6 @@ def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int, loop
         cfg = load_robot_config("go2")
         if loop_cpu >= 0:
             cfg = dataclasses.replace(cfg, control=dataclasses.replace(cfg.control, loop_cpu=loop_cpu))
-        if blob_check_thread:
-            cfg = dataclasses.replace(cfg, control=dataclasses.replace(cfg.control, blob_check_thread=True))
         robot = Go2DdsRobot(cfg, domain=domain, interface="lo", release_sport_mode=False).open()
         st = LowState()
         deadline = time.monotonic() + 30
@@ -171,11 +168,10 @@ def main():
     lp.add_argument("--domain", type=int, default=232 - os.getpid() % 20)
     lp.add_argument("--publish-every", type=int, default=1, help="bridge lowstate every n 2 ms steps")
     lp.add_argument("--loop-cpu", type=int, default=-1, help="pin the control loop thread to this CPU (control.loop_cpu)")
-    lp.add_argument("--blob-check-thread", action="store_true", help="control.blob_check_thread on")
     sp = sub.add_parser("sim")
     sp.add_argument("--seconds", type=float, default=20.0)
     a = p.parse_args()
-    res = bench_loop(a.minutes, a.swaps, a.domain, a.publish_every, a.loop_cpu, a.blob_check_thread) if a.what == "loop" else bench_sim(a.seconds)
+    res = bench_loop(a.minutes, a.swaps, a.domain, a.publish_every, a.loop_cpu) if a.what == "loop" else bench_sim(a.seconds)
     print(json.dumps(res, indent=2))
 
 

@@ -147,15 +147,10 @@ def test_loop_thread_pinned_to_a_cpu_when_configured(shared_dir, caplog):
     assert "control loop not pinned to CPU 4096" in caplog.text
 
 
-@pytest.mark.parametrize("beside", [True, False])
-def test_blob_bytes_are_verified_beside_the_canary(shared_dir, beside):
-    """Blob bytes (control.blob_check_thread: the canary runs while the blob is parsed and checksummed
-    on another thread): an accepted actor passed both, a bad blob is refused with its own reason."""
-    import dataclasses
+def test_blob_bytes_are_verified(shared_dir):
+    """Blob bytes: an accepted actor passed parse, checksum and canary; a bad blob is refused with its own reason."""
     from maa_core.specs import locomotion_spec
-    cfg = dataclasses.replace(CFG, control=dataclasses.replace(CFG.control, blob_check_thread=beside))
-    ctl = Controller(cfg, FakeRobot(), load_wtw_run(shared_dir / "wtw")).start()
-    assert (ctl._blob_pool is not None) == beside
+    ctl = Controller(CFG, FakeRobot(), load_wtw_run(shared_dir / "wtw")).start()
     try:
         spec = get_spec("go2-wtw")
         params = (np.random.default_rng(3).normal(size=spec.num_params) * 0.002).astype(np.float32)

@@ -66,8 +66,6 @@ class ControlConfig:
     gil_switch_interval_s: float = 0.0  # sys.setswitchinterval for the control process (0: leave as is)
     loop_cpu: int = -1                 # pin the loop thread to this CPU (-1: no pinning; failure is logged, not fatal)
     gc_freeze: bool = True             # gc.freeze() after start-up: a full collection then skips the ~200k start-up objects
-    blob_check_thread: bool = False    # verify blob bytes (parse, NaN scan, checksum) on a 2nd thread beside the canary:
-                                       # ~2 ms faster swaps; off: late ticks were more frequent with it on a busy 2-core VM
 
     @property
     def period_s(self) -> float:

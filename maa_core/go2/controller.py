@@ -10,7 +10,6 @@ they only enqueue requests that the loop applies at its next tick boundary."""
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import gc
 import logging
 import os
@@ -31,7 +30,7 @@ from .inference import pin_blas_to_one_thread
 from .joints import JointMap
 from .safety import Mode, Supervisor
 from .state import Joystick, LowState, MotorCommand
-from .validation import as_candidate, canary_check, check_numpy_path, speculative_candidate, torch_forward_check
+from .validation import as_candidate, canary_check, check_numpy_path, torch_forward_check
 from .wtw import ActionMapper, ObservationBuilder, PolicyRunner, WtwRun
 
 log = logging.getLogger("maa.go2.controller")
@@ -177,7 +176,6 @@ class Controller:
         self._stop = threading.Event()
         self._wake_dispatch = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._blob_pool = None  # parses/verifies blob bytes beside the validator (see _validate)
         self.started = False
         if wtw.body is not None:  # the run's own actor body, as the initial actor
             self.submit_actor(wtw.body, generation_id="wtw-body")
@@ -205,9 +203,6 @@ class Controller:
             # stalled loop whichever thread triggers it. Frozen objects are skipped by every later collection.
             gc.collect()
             gc.freeze()
-        if self.cfg.control.blob_check_thread:
-            self._blob_pool = concurrent.futures.ThreadPoolExecutor(
-                1, "go2-blob", initializer=self._set_rt_priority, initargs=(self.cfg.control.helper_rt_priority, "blob parser"))
         self.started = True
         for name, fn in (("go2-loop", self._loop), ("go2-validator", self._validator), ("go2-dispatch", self._dispatcher)):
             t = threading.Thread(target=fn, name=name, daemon=True)
@@ -227,9 +222,6 @@ class Controller:
         for t in self._threads:
             t.join(timeout)
         self._threads = []
-        if self._blob_pool is not None:
-            self._blob_pool.shutdown(wait=False)
-            self._blob_pool = None
         self.cmd.set_damping(self.cfg.damping.kd)
         self.robot.send(self.cmd)
         self.started = False
@@ -542,44 +534,11 @@ class Controller:
                 old.ticket.resolve(False, f"superseded by {cand.generation_id} before activation", decided_at=self.clock())
 
     def _validate(self, actor, gid: str | None, ticket: SwapTicket):
-        """-> (candidate, details, numpy path or None); MaaError with the first reason to refuse.
-
-        Blob bytes with `control.blob_check_thread`: the blob's parse, finiteness and checksum
-        (`ActorBlob.from_bytes`, ~4 ms for go2-wtw, mostly hashing outside the GIL) run on the blob
-        thread while this thread builds the module from the same bytes and runs the canary; the
-        candidate is accepted only if that parse succeeds with the controller's spec. A refused blob
-        reports the parse's reason first. Without it, the same checks run one after the other."""
-        if self._blob_pool is not None and isinstance(actor, (bytes, bytearray, memoryview)):
-            data = actor if isinstance(actor, bytes) else bytes(actor)
-            parsing = self._blob_pool.submit(ActorBlob.from_bytes, data)
-            try:
-                cand = speculative_candidate(data, self.spec)
-                details, fast = self._checks(cand)
-            except Exception as e:  # the blob's own problem (parse, NaN, checksum, spec) is the reason, if any
-                blob = self._parsed(parsing)
-                blob.spec.check_compatible(self.spec, "actor")
-                ticket.result.generation_id = gid or blob.generation_id or blob.checksum[:12]
-                if isinstance(e, MaaError):
-                    raise
-                cand = as_candidate(blob, self.spec, gid)  # unexpected: validate the verified blob the plain way
-                return (cand, *self._checks(cand))
-            blob = self._parsed(parsing)
-            blob.spec.check_compatible(self.spec, "actor")
-            cand.generation_id = ticket.result.generation_id = gid or blob.generation_id or blob.checksum[:12]
-            return cand, details, fast
-        cand = as_candidate(actor, self.spec, gid)
+        """-> (candidate, details, numpy path or None); MaaError with the first reason to refuse."""
+        cand = as_candidate(actor, self.spec, gid)  # blob bytes: parse, finiteness, checksum, spec
         ticket.result.generation_id = cand.generation_id
         details, fast = self._checks(cand)
         return cand, details, fast
-
-    @staticmethod
-    def _parsed(parsing: concurrent.futures.Future) -> ActorBlob:
-        try:
-            return parsing.result()
-        except MaaError:
-            raise
-        except Exception as e:  # e.g. malformed metadata: a refusal, not a dead validator
-            raise MaaError(f"actor blob: {type(e).__name__}: {e}") from None
 
     def _checks(self, cand):
         """Canary, numpy path and timing checks of a built candidate -> (details, numpy path or None)."""

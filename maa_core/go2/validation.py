@@ -4,8 +4,7 @@ actor inputs its outputs have the right shape, are finite and within the action 
 single forward pass fits the tick budget; an actor with a numpy tick path (`HistoryMlp`) runs that
 path only if it reproduces the torch outputs on the canary rows, and then that path is the one timed.
 
-Swap-path cost (go2-wtw, ~1.2M parameters): blob parse with checksum and finiteness (actor_io; the
-controller runs it on a second thread beside the rest, see `speculative_candidate`), one batched
+Swap-path cost (go2-wtw, ~1.2M parameters): blob parse with checksum and finiteness (actor_io), one batched
 torch pass over the canary, the numpy path on a few canary rows; no pass runs twice."""
 from __future__ import annotations
 
@@ -57,18 +56,6 @@ def as_candidate(obj, expected: PolicySpec, generation_id: str | None = None) ->
         check(all(bool(torch.isfinite(p).all()) for p in obj.parameters()), "actor: parameters contain NaN or Inf")
         return Candidate(obj.eval(), generation_id or f"module-{id(obj):x}", None)
     raise MaaError(f"actor: expected an ActorBlob, blob bytes, Actor or torch module, got {type(obj).__name__}")
-
-
-def speculative_candidate(data: bytes, expected: PolicySpec) -> Candidate:
-    """A candidate built from a blob's params *before* the blob is verified: lets the canary run while
-    `ActorBlob.from_bytes(data)` (the authoritative parse, finiteness and checksum) runs on another
-    thread. Both read the same immutable bytes with the same parser, so the params are the same; the
-    caller must not accept the candidate unless that parse succeeds and its spec equals `expected`."""
-    from safetensors.numpy import load as st_load
-    params = st_load(data)["params"]
-    check(params.dtype == np.float32 and params.shape == (expected.num_params,),
-          f"actor: params have shape {params.shape}, spec {expected.name} expects ({expected.num_params},)")
-    return Candidate(_build(expected, params), "", expected)
 
 
 def canary_check(c: Candidate, inputs: np.ndarray, act_dim: int, max_abs_action: float, max_inference_ms: float,

@@ -24,6 +24,7 @@ from maa_core.errors import check
 class Go2DemoConfig:
     data_dir: str = "data/go2-walk"
     plan: dict = field(default_factory=dict)        # LocoDatasetPlan fields
+    distill: dict = field(default_factory=dict)     # LocoDistillConfig overrides (every run of the dataset)
     workers: int = 2
     run_dir: str = "runs/go2-demo"
     wtw_run_dir: str = "../shared/wtw"
@@ -59,7 +60,7 @@ def ensure_dataset(cfg: Go2DemoConfig, say=print) -> Path:
     t0 = time.time()
     say(f"[1/4] locomotion dataset {root} ({plan.runs} distilled runs, {plan.heldout} held-out prompts; "
         f"reused when complete)")
-    build_locomotion_dataset(root, plan, {}, workers=cfg.workers)
+    build_locomotion_dataset(root, plan, dict(cfg.distill), workers=cfg.workers)
     say(f"      ready ({time.time() - t0:.0f} s)")
     return root
 

@@ -30,7 +30,7 @@ from maa_core.errors import MaaError
 from maa_core.trajectory import Trajectory
 
 from . import qos
-from .messages import actor_from_msg, prompt_to_msg
+from .messages import actor_payload, prompt_to_msg
 from .node_util import MaaNode, run
 
 
@@ -104,12 +104,14 @@ class Go2ControllerNode(MaaNode):
             self.health.error("actor ignored: controller not running")
             return
         try:
-            blob = actor_from_msg(msg, max_bytes=self.param("max_actor_bytes"), expected_spec=self.ctl.spec)
+            data = actor_payload(msg, max_bytes=self.param("max_actor_bytes"))
         except MaaError as e:
             self.health.count("actors_rejected")
             self.health.error(str(e))
             return
-        self.ctl.submit_actor(blob, callback=lambda r: self._events.put(("swap", r)))
+        # the validator decodes the blob (spec, finiteness, checksum beside the canary checks): one
+        # parse per actor, and a bad blob is refused through the swap callback with its reason
+        self.ctl.submit_actor(data, callback=lambda r: self._events.put(("swap", r)))
 
     def _on_twist(self, msg: Twist) -> None:
         if self.ctl is not None:

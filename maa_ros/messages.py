@@ -47,6 +47,15 @@ def actor_from_msg(msg: UInt8MultiArray, where: str = "actor", max_bytes: int | 
                    expected_spec: PolicySpec | None = None) -> ActorBlob:
     """Decodes and checks an actor message: MaaError (one line) on truncated, NaN, wrong
     checksum, oversized or (with `expected_spec`) wrong spec."""
+    blob = ActorBlob.from_bytes(actor_payload(msg, where, max_bytes), where=where, max_bytes=max_bytes)
+    if expected_spec is not None:
+        expected_spec.check_compatible(blob.spec, where=where)
+    return blob
+
+
+def actor_payload(msg: UInt8MultiArray, where: str = "actor", max_bytes: int | None = None) -> bytes:
+    """The blob bytes of an actor message after the message-level checks (type, size limit, layout);
+    the blob itself is decoded by `actor_from_msg` or, on the Go2, by the controller's validator."""
     try:
         n = len(msg.data)
         dims = [(d.label, d.size) for d in msg.layout.dim]
@@ -56,7 +65,4 @@ def actor_from_msg(msg: UInt8MultiArray, where: str = "actor", max_bytes: int | 
         check(n <= max_bytes, f"{where}: {n} bytes exceeds the limit of {max_bytes}")
     if dims:
         check(dims[0] == (ACTOR_LABEL, n), f"{where}: layout says {dims[0]}, expected ({ACTOR_LABEL!r}, {n})")
-    blob = ActorBlob.from_bytes(actor_bytes(msg), where=where, max_bytes=max_bytes)
-    if expected_spec is not None:
-        expected_spec.check_compatible(blob.spec, where=where)
-    return blob
+    return actor_bytes(msg)

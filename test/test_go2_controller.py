@@ -173,7 +173,12 @@ def test_blob_bytes_are_verified(shared_dir):
         for reason, data in cases.items():
             r = ctl.submit_actor(data).wait(10)
             assert not r.accepted and reason in r.reason, (reason, r.reason)
-        assert ctl.counters["refused"] == len(cases) and ctl.active_generation == "named"
+        # the checksum runs beside the canary: a corrupted blob that also fails the canary is refused as corrupted
+        bad = bytearray(ActorBlob(spec, huge, "huge-flipped").to_bytes())
+        bad[header + 4 * 1000] ^= 1
+        r = ctl.submit_actor(bytes(bad)).wait(10)
+        assert not r.accepted and "checksum mismatch" in r.reason, r.reason
+        assert ctl.counters["refused"] == len(cases) + 1 and ctl.active_generation == "named"
         assert ctl.submit_actor(ActorBlob(spec, params, "after").to_bytes()).wait(10).accepted  # validator alive
     finally:
         ctl.close()

@@ -535,9 +535,15 @@ class Controller:
 
     def _validate(self, actor, gid: str | None, ticket: SwapTicket):
         """-> (candidate, details, numpy path or None); MaaError with the first reason to refuse."""
-        cand = as_candidate(actor, self.spec, gid)  # blob bytes: parse, finiteness, checksum, spec
+        # blob bytes: parse, finiteness and spec here; the checksum runs beside the canary checks
+        cand = as_candidate(actor, self.spec, gid, defer_checksum=True)
         ticket.result.generation_id = cand.generation_id
-        details, fast = self._checks(cand)
+        try:
+            details, fast = self._checks(cand)
+        except MaaError:
+            cand.verify()  # a corrupted blob is refused as corrupted, not for what its bytes computed
+            raise
+        cand.verify()  # nothing of an unverified blob is accepted
         return cand, details, fast
 
     def _checks(self, cand):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..actor_io import ActorBlob
+from ..actor_io import ActorBlob, params_checksum, verify_checksum
 from ..errors import MaaError, check
 from ..specs import Actor, PolicySpec
 
@@ -28,6 +29,27 @@ class Candidate:
     generation_id: str
     spec: PolicySpec | None
     canary_outputs: np.ndarray | None = None  # torch outputs on the canary batch, set by canary_check
+    checksum: tuple[Future, str] | None = None  # deferred blob checksum: (SHA-256 being computed, claimed value)
+
+    def verify(self) -> None:
+        """Waits for a deferred checksum (as_candidate(defer_checksum=True)); MaaError on mismatch.
+        A candidate built from blob bytes must pass this before it may be accepted."""
+        if self.checksum is not None:
+            fut, claimed = self.checksum
+            check(fut.result() == claimed, "actor blob: checksum mismatch")
+            self.checksum = None
+
+
+_hasher: ThreadPoolExecutor | None = None
+
+
+def _checksum_async(params: np.ndarray) -> Future:
+    """SHA-256 on a helper thread: hashlib releases the GIL on large buffers, so the ~3 ms for a
+    5 MB blob overlaps the module build and the canary pass instead of adding to the swap latency."""
+    global _hasher
+    if _hasher is None:
+        _hasher = ThreadPoolExecutor(1, thread_name_prefix="maa-actor-checksum")
+    return _hasher.submit(params_checksum, params)
 
 
 def _build(spec: PolicySpec, params: np.ndarray) -> torch.nn.Module:
@@ -35,19 +57,26 @@ def _build(spec: PolicySpec, params: np.ndarray) -> torch.nn.Module:
     return spec.unflatten(params).eval()
 
 
-def as_candidate(obj, expected: PolicySpec, generation_id: str | None = None) -> Candidate:
-    """ActorBlob / blob bytes / Actor / TorchScript or nn.Module -> Candidate; MaaError on spec or value problems."""
-    parsed = False
+def as_candidate(obj, expected: PolicySpec, generation_id: str | None = None, defer_checksum: bool = False) -> Candidate:
+    """ActorBlob / blob bytes / Actor / TorchScript or nn.Module -> Candidate; MaaError on spec or value problems.
+    defer_checksum: the checksum of blob bytes runs on a helper thread; the caller must `verify()` the
+    candidate before accepting it (the controller's validator does, after the canary checks)."""
+    parsed, pending = False, None
     if isinstance(obj, (bytes, bytearray, memoryview)):
-        obj = ActorBlob.from_bytes(obj if isinstance(obj, bytes) else bytes(obj))  # checks finiteness and checksum
+        obj, claimed = ActorBlob.parse_unverified(obj if isinstance(obj, bytes) else bytes(obj))  # finiteness too
+        if defer_checksum:
+            pending = (_checksum_async(obj.params), claimed)
+        else:
+            verify_checksum(obj.params, claimed)
         parsed = True
     if isinstance(obj, ActorBlob):
         obj.spec.check_compatible(expected, "actor")
         params = np.asarray(obj.params)
         check(params.shape == (expected.num_params,), f"actor: {params.size} parameters, spec {expected.name} has {expected.num_params}")
-        if not parsed:  # blobs may be built in-process; from_bytes has just checked the same
+        if not parsed:  # blobs may be built in-process; parse_unverified has just checked the same
             check(bool(np.isfinite(params).all()), "actor: parameters contain NaN or Inf")
-        return Candidate(_build(obj.spec, params), generation_id or obj.generation_id or obj.checksum[:12], obj.spec)
+        gid = generation_id or obj.generation_id or (pending[1] if pending else obj.checksum)[:12]
+        return Candidate(_build(obj.spec, params), gid, obj.spec, checksum=pending)
     if isinstance(obj, Actor):
         obj.spec.check_compatible(expected, "actor")
         check(all(bool(torch.isfinite(p).all()) for p in obj.parameters()), "actor: parameters contain NaN or Inf")

@@ -6,6 +6,11 @@ One folder is one deployable generator:
     embedding.safetensors       behavior embedding (+ state/action normalizers)
     unet.safetensors            U-Net (EMA weights)
     scheduler/                  diffusers DDIM scheduler config
+
+A compact copy for shipping (`save_pretrained(..., dtype=torch.float16, max_shard_bytes=...)`) stores
+weights in float16 (normalizers stay float32: they hold exact constants such as a frozen layer) and
+splits each model over `<name>-0000i-of-0000n.safetensors` files listed in `<name>.safetensors.index.json`;
+loading upcasts to float32.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from .config import GeneratorConfig
 from .errors import MaaError, check
 from .models import BehaviorEmbedding, ConditionalUnet1D, ParameterAutoencoder
 from .models.behavior import min_prompt_length
+from .models.normalizer import Normalizer
 from .specs import Actor, PolicySpec, get_spec
 from .trajectory import Trajectory
 
@@ -88,14 +94,36 @@ class PolicyGenerator:
         return min_prompt_length(self.config.embedding)
 
     # -- persistence -------------------------------------------------------------------------
-    def save_pretrained(self, folder) -> Path:
+    def save_pretrained(self, folder, dtype: torch.dtype | None = None, max_shard_bytes: int | None = None) -> Path:
+        """dtype (e.g. torch.float16): store weights in it, normalizer buffers stay float32.
+        max_shard_bytes: split each model's tensors over files of at most this size (module docstring)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"format": GENERATOR_FORMAT, "maa_version": __version__, "spec": self.spec.to_dict(),
                 "obs_dim": self.obs_dim, "act_dim": self.act_dim, "config": self.config.to_dict()}
         for name, m in {"autoencoder": self.autoencoder, "embedding": self.embedding, "unet": self.unet}.items():
-            sd = {k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}
-            save_file(sd, str(folder / f"{name}.safetensors"), metadata={"format": GENERATOR_FORMAT})
+            exact = {f"{n}.{b}" if n else b for n, mod in m.named_modules() if isinstance(mod, Normalizer)
+                     for b in ("mean", "std")}
+            sd = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() and k not in exact else v)
+                  .detach().cpu().contiguous() for k, v in m.state_dict().items()}
+            for old in [folder / f"{name}.safetensors", folder / f"{name}.safetensors.index.json",
+                        *folder.glob(f"{name}-*-of-*.safetensors")]:
+                old.unlink(missing_ok=True)  # a re-save in the other layout must not leave stale files
+            if max_shard_bytes is None:
+                save_file(sd, str(folder / f"{name}.safetensors"), metadata={"format": GENERATOR_FORMAT})
+                continue
+            shards: list[dict] = [{}]
+            for k, v in sd.items():  # greedy, in state-dict order; a tensor is never split
+                size = v.numel() * v.element_size()
+                check(size <= max_shard_bytes, f"{name}: tensor {k} ({size} bytes) exceeds max_shard_bytes {max_shard_bytes}")
+                if shards[-1] and sum(t.numel() * t.element_size() for t in shards[-1].values()) + size > max_shard_bytes:
+                    shards.append({})
+                shards[-1][k] = v
+            files = [f"{name}-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+            for f, part in zip(files, shards):
+                save_file(part, str(folder / f), metadata={"format": GENERATOR_FORMAT})
+            index = {"format": GENERATOR_FORMAT, "weight_map": {k: f for f, part in zip(files, shards) for k in part}}
+            (folder / f"{name}.safetensors.index.json").write_text(json.dumps(index, indent=1))
         self.scheduler.save_pretrained(folder / "scheduler")
         (folder / "generator.json").write_text(json.dumps(meta, indent=1))
         return folder
@@ -116,19 +144,14 @@ class PolicyGenerator:
         gen = cls(PolicySpec.from_dict(meta["spec"]), int(meta["obs_dim"]), int(meta["act_dim"]),
                   GeneratorConfig.from_dict(meta["config"]), device="cpu")
         for name, m in {"autoencoder": gen.autoencoder, "embedding": gen.embedding, "unet": gen.unet}.items():
-            path = folder / f"{name}.safetensors"
-            check(path.is_file(), f"{path}: missing")
-            try:
-                sd = load_file(str(path))
-            except (SafetensorError, OSError) as e:
-                raise MaaError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+            path, sd = _load_weights(folder, name)
             want = m.state_dict()
             missing, extra = set(want) - set(sd), set(sd) - set(want)
             check(not missing and not extra, f"{path}: tensors do not match the config (missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]})")
             for k, v in sd.items():
                 check(v.shape == want[k].shape, f"{path}: {k} has shape {tuple(v.shape)}, config expects {tuple(want[k].shape)}")
                 check(bool(torch.isfinite(v).all()), f"{path}: {k} contains NaN or Inf")
-            m.load_state_dict(sd)
+            m.load_state_dict({k: v.to(want[k].dtype) for k, v in sd.items()})  # float16 copies: back to float32
         return gen.to(device if device is not None else default_device())
 
     # -- generation --------------------------------------------------------------------------
@@ -172,3 +195,27 @@ class PolicyGenerator:
         params = self.autoencoder.latents_to_params(z).float().cpu().numpy()
         check(np.isfinite(params).all(), "generate: the generator produced non-finite parameters")
         return GenerationOutput(params.reshape(len(trajectories), num_policies, -1), self.spec)
+
+
+def _load_weights(folder: Path, name: str) -> tuple[Path, dict]:
+    """One model's tensors from `<name>.safetensors` or from the shards its index lists."""
+    path, index = folder / f"{name}.safetensors", folder / f"{name}.safetensors.index.json"
+    files = [path]
+    if not path.is_file() and index.is_file():
+        try:
+            wmap = json.loads(index.read_text())["weight_map"]
+            check(isinstance(wmap, dict) and wmap, f"{index}: empty weight_map")
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise MaaError(f"{index}: not a shard index ({type(e).__name__}: {e})") from None
+        files = [folder / f for f in sorted(set(wmap.values()))]
+        path = index
+    sd = {}
+    for f in files:
+        check(f.is_file(), f"{f}: missing")
+        try:
+            part = load_file(str(f))
+        except (SafetensorError, OSError) as e:
+            raise MaaError(f"{f}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+        check(not set(part) & set(sd), f"{f}: tensors {sorted(set(part) & set(sd))[:3]} appear in two shards")
+        sd.update(part)
+    return path, sd

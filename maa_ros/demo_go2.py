@@ -1,7 +1,8 @@
 """`maa demo` (`make demo`): the main job on the simulated Go2 (config/demo_go2.yaml).
 
-    [1/4] locomotion dataset (MuJoCo, no IsaacGym): built on first use, then reused
-    [2/4] locomotion generator (segment-mode prompts): trained on first use, then reused
+    [1/4] locomotion dataset (MuJoCo, no IsaacGym): built on first use, then reused (only when training)
+    [2/4] locomotion generator (segment-mode prompts): the one shipped in `pretrained` (trained by this
+          config, float16 weights), a generator trained earlier in run_dir, or trained now
     [3/4] the go2_generate graph over ROS + DDS: the shipped prompt bag -> generator node ->
           actor -> controller node -> simulated Go2; forward speed, falls, swap latency
     [4/4] plot and GIF of the walk; results JSON
@@ -30,6 +31,7 @@ class Go2DemoConfig:
     wtw_run_dir: str = "../shared/wtw"
     prompt_bag: str = "bags/go2-walk"
     generator: dict = field(default_factory=dict)   # GeneratorConfig overrides (with 'preset')
+    pretrained: str = ""                            # shipped generator folder; '' = always train run_dir/generator
     num_candidates: int = 16
     screen_steps: int = 1000                        # generator node sim_screen_steps
     walk_seconds: float = 20.0
@@ -65,14 +67,28 @@ def ensure_dataset(cfg: Go2DemoConfig, say=print) -> Path:
     return root
 
 
-def ensure_generator(cfg: Go2DemoConfig, data_dir: Path, say=print, progress: bool = True) -> Path:
+def trained_generator(cfg: Go2DemoConfig) -> Path | None:
+    """The generator the demo runs without training: run_dir/generator if trained earlier, else the
+    shipped `pretrained` folder; None = train."""
+    for d in (Path(cfg.run_dir) / "generator", Path(cfg.pretrained) if cfg.pretrained else None):
+        if d is not None and (d / "generator.json").is_file():
+            return d
+    return None
+
+
+def ensure_generator(cfg: Go2DemoConfig, data_dir: Path | None = None, say=print, progress: bool = True,
+                     train: bool = False) -> Path:
+    """trained_generator(cfg), or (train=True, or none there) trains run_dir/generator from the dataset
+    (built first when `data_dir` is None)."""
     from maa_core.train import TrainerOptions, train_from_dataset
 
     gen_dir = Path(cfg.run_dir) / "generator"
     t0 = time.time()
-    if (gen_dir / "generator.json").is_file():
-        say(f"[2/4] generator {gen_dir} (reused)")
-        return gen_dir
+    found = None if train else trained_generator(cfg)
+    if found is not None:
+        say(f"[2/4] generator {found} ({'shipped with the repository' if found != gen_dir else 'reused'})")
+        return found
+    data_dir = data_dir or ensure_dataset(cfg, say)
     gcfg = generator_config(cfg)
     say(f"[2/4] training the locomotion generator ({gcfg.preset} preset, segment prompts) -> {gen_dir}")
     train_from_dataset(data_dir / "checkpoints", gen_dir, gcfg,
@@ -86,7 +102,15 @@ def prompt_metadata(bag: Path) -> dict:
     return json.loads(meta.read_text()) if meta.is_file() else {}
 
 
-def run_go2_demo(config_path="config/demo_go2.yaml", progress: bool = True) -> dict:
+SHIP_SHARD_BYTES = 4 * 2 ** 20  # committed files stay well below the repository's 5 MB limit
+
+
+def run_go2_demo(config_path="config/demo_go2.yaml", progress: bool = True, train: bool = False,
+                 export: str | None = None) -> dict:
+    """train: train run_dir/generator from the dataset even if one exists (shipped or earlier);
+    export: then write its float16 shipping copy to this folder (how `pretrained` is made)."""
+    import torch
+
     from maa_core.go2.locomotion import write_gif, write_plot
     from maa_core.go2.walk import WalkCriteria
 
@@ -99,8 +123,17 @@ def run_go2_demo(config_path="config/demo_go2.yaml", progress: bool = True) -> d
           f"{cfg.wtw_run_dir}: no walk-these-ways adaptation module (wtw_run_dir in {config_path})")
     bag = Path(cfg.prompt_bag)
     check(bag.is_dir(), f"{bag}: the prompt bag is missing (prompt_bag in {config_path})")
-    data = ensure_dataset(cfg)
-    gen_dir = ensure_generator(cfg, data, progress=progress)
+    if train or trained_generator(cfg) is None:
+        gen_dir = ensure_generator(cfg, ensure_dataset(cfg), progress=progress, train=train)
+    else:
+        print("[1/4] locomotion dataset: not needed (the generator is already trained)")
+        gen_dir = ensure_generator(cfg, progress=progress)
+    if export:
+        from maa_core.pipeline import PolicyGenerator
+
+        out = PolicyGenerator.from_pretrained(gen_dir, device="cpu").save_pretrained(
+            export, dtype=torch.float16, max_shard_bytes=SHIP_SHARD_BYTES)
+        print(f"      exported a float16 copy in shards of <= {SHIP_SHARD_BYTES / 2 ** 20:g} MiB -> {out}")
     run_dir = Path(cfg.run_dir)
     meta = prompt_metadata(bag)
     print(f"[3/4] go2_generate graph: prompt bag {bag} ({meta.get('description', 'recorded walk')}) -> generator "

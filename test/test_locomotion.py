@@ -193,3 +193,26 @@ def test_demo_config_errors(tmp_path):
     r = subprocess.run([sys.executable, "-m", "maa_core", "demo", "--config", str(tmp_path / "missing.yaml")],
                        capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and "no such demo config" in r.stderr
+
+
+def test_shipped_generator_is_what_the_demo_config_trains(tmp_path):
+    """models/go2-walk: loads, was trained with config/demo_go2.yaml's generator settings (re-export after
+    changing them: `maa demo go2 --train --export models/go2-walk`), every file under the repository's 5 MB
+    limit; the demo prefers a generator trained in run_dir over the shipped one."""
+    from dataclasses import replace
+
+    from maa_core.pipeline import PolicyGenerator
+    from maa_ros.demo_go2 import Go2DemoConfig, generator_config, trained_generator
+
+    cfg = Go2DemoConfig.load(REPO / "config/demo_go2.yaml")
+    shipped = REPO / cfg.pretrained
+    gen = PolicyGenerator.from_pretrained(shipped, device="cpu")
+    want = generator_config(cfg)
+    got = replace(gen.config, autoencoder=replace(gen.config.autoencoder, constant_groups=()))
+    assert got == want and gen.spec.name == "go2-walk"
+    assert gen.config.autoencoder.constant_groups  # the frozen first layer: exact, not coded
+    assert all(f.stat().st_size < 5 * 10 ** 6 for f in shipped.rglob("*") if f.is_file())
+    assert trained_generator(replace(cfg, run_dir=str(tmp_path), pretrained=str(shipped))) == shipped
+    assert trained_generator(replace(cfg, run_dir=str(tmp_path), pretrained="")) is None
+    gen.save_pretrained(tmp_path / "generator")
+    assert trained_generator(replace(cfg, run_dir=str(tmp_path), pretrained=str(shipped))) == tmp_path / "generator"

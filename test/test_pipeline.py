@@ -45,6 +45,29 @@ def test_save_load_round_trip(gen, tmp_path):
     assert np.array_equal(g2.generate(prompt(), 4, seed=3).params, gen.generate(prompt(), 4, seed=3).params)
 
 
+def test_float16_shards_round_trip(gen, tmp_path):
+    """The shipping copy: every file under the shard limit, normalizers exact, generation within float16 error;
+    a missing shard is named; re-saving in one file removes the shards."""
+    limit = 3 * 2 ** 20
+    d = gen.save_pretrained(tmp_path / "g", dtype=torch.float16, max_shard_bytes=limit)
+    shards = sorted(d.glob("*-of-*.safetensors"))
+    assert len(shards) > 3 and all(f.stat().st_size <= limit + 4096 for f in shards)  # + safetensors header
+    assert not (d / "autoencoder.safetensors").exists() and (d / "autoencoder.safetensors.index.json").is_file()
+    assert load_file(str(shards[0])) and all(v.dtype in (torch.float16, torch.float32) for v in load_file(str(shards[0])).values())
+    g2 = PolicyGenerator.from_pretrained(d, device="cpu")
+    assert torch.equal(g2.autoencoder.param_norm.mean, gen.autoencoder.param_norm.mean)
+    assert g2.autoencoder.encoders[next(iter(g2.autoencoder.encoders))][0].weight.dtype == torch.float32
+    a, b = gen.generate(prompt(), 4, seed=3).params, g2.generate(prompt(), 4, seed=3).params
+    assert not np.array_equal(a, b) and np.abs(a - b).max() < 0.02 * np.abs(a).max()
+    gone = next(f for f in shards if f.name.startswith("unet-"))
+    gone.unlink()
+    with pytest.raises(MaaError, match=f"{gone.name}: missing"):
+        PolicyGenerator.from_pretrained(d)
+    gen.save_pretrained(d)
+    assert not list(d.glob("*-of-*.safetensors")) and not list(d.glob("*.index.json"))
+    assert np.array_equal(PolicyGenerator.from_pretrained(d, device="cpu").generate(prompt(), 4, seed=3).params, a)
+
+
 @pytest.mark.parametrize("bad,msg", [
     (Trajectory(np.zeros((40, 38)), np.zeros((40, 4))), "states have 38 dims, expected 39"),
     (Trajectory(np.zeros((40, 39)), np.zeros((40, 3))), "actions have 3 dims, expected 4"),

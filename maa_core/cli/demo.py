@@ -1,7 +1,8 @@
 """maa demo [go2|metaworld]: the main job on the embedded default.
 
-go2 (default, `make demo`): locomotion dataset in MuJoCo -> generator -> the go2_generate ROS graph
-on the simulated Go2 with the shipped prompt bag (config/demo_go2.yaml; needs the ROS extras).
+go2 (default, `make demo`): the shipped locomotion generator (or, with --train, dataset in MuJoCo ->
+generator) -> the go2_generate ROS graph on the simulated Go2 with the shipped prompt bag
+(config/demo_go2.yaml; needs the ROS extras).
 metaworld: collect -> train -> generate -> evaluate at a tiny scale (config/demo.yaml)."""
 from pathlib import Path
 
@@ -15,6 +16,10 @@ def add_parser(sub, name):
                    help="go2 (default): the go2_generate graph on the simulated Go2; metaworld: the MetaWorld loop")
     p.add_argument("--config", type=Path, default=None, help="demo config (default: config/demo_go2.yaml or config/demo.yaml)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--train", action="store_true",
+                   help="go2: build the dataset and train the generator even if one is shipped or trained already")
+    p.add_argument("--export", type=Path, default=None, metavar="DIR",
+                   help="go2: write the generator's float16 shipping copy to DIR (how config `pretrained` is made)")
     return p
 
 
@@ -28,4 +33,4 @@ def run(args):
     # the Go2 demo runs ROS nodes, so its orchestrator lives in maa_ros (maa_core itself never imports ROS)
     from maa_ros.demo_go2 import run_go2_demo
 
-    run_go2_demo(config, progress=not args.no_progress)
+    run_go2_demo(config, progress=not args.no_progress, train=args.train, export=args.export)

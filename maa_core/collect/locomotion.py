@@ -37,7 +37,9 @@ class LocoDistillConfig:
     demos: int = 4                   # noisy expert walks before the first update
     demo_seconds: float = 8.0        # length of each data-collection walk
     noise: tuple = (0.1, 0.5)        # per-run action-noise std range (raw action units)
-    lr: tuple = (3e-4, 1e-3)         # per-run Adam learning-rate range (log-uniform)
+    lr: tuple = (1e-4, 3e-4)         # per-run Adam learning-rate range (log-uniform); low enough that runs stay
+                                     # near the base student, where blends of two runs still walk (#7: 10/15
+                                     # midpoints of 6 runs walk, 0/12 with 3e-4..1e-3)
     batch_size: int = 256
     updates_per_round: int = 400
     rounds: int = 10                 # DAgger rounds; the last `checkpoints` rounds are saved
@@ -267,7 +269,7 @@ HELDOUT_TASK = "go2-walk-heldout"    # prompt-only runs with gaits no training r
 
 @dataclass(frozen=True)
 class LocoDatasetPlan:
-    runs: int = 24                   # training runs (seeds 0..runs-1)
+    runs: int = 72                   # training runs (seeds 0..runs-1)
     checkpoints_per_run: int = 6     # the last rounds' students (rounds - checkpoints .. rounds - 1)
     prompts_per_run: int = 1         # clean expert walks per training run
     heldout: int = 12                # held-out prompt-only runs

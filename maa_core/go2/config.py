@@ -77,6 +77,10 @@ class StandConfig:
     kp: float = 40.0
     kd: float = 1.0
     duration_s: float = 2.0
+    # before RUN: hold the stand pose at the policy's gains (control.kp/kd) this long, so the actor starts
+    # from the stance, and the observation history, it was trained from (WTW and the maa students stand
+    # 30 steps at the policy gains before walking); 0 = switch gains and start at once
+    settle_s: float = 0.6
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,8 @@ class Controller:
 
         self.tick_index = 0
         self._sent_at = 0.0
+        self._settle_from: int | None = None  # STAND_UP: tick at which settling at the policy gains began
+        self._settle_ticks = int(round(self.cfg.stand.settle_s * self.cfg.control.rate_hz))
         self.missed_ticks = 0
         self.missed_at: collections.deque = collections.deque(maxlen=256)  # (wake time, lateness s) of each miss
         self.overruns = 0
@@ -390,9 +392,19 @@ class Controller:
             cmd.set_pd(self._target_m, self.cfg.control.kp, self.cfg.control.kd)
         elif mode == Mode.STAND_UP:
             standing = sup.stand_target(now, self._stand)
-            cmd.set_pd(self._stand, self.cfg.stand.kp, self.cfg.stand.kd)
-            if standing and self.cfg.safety.run_after_stand and self._active is not None:
-                self._transition(Mode.RUN, f"standing; running {self._active.generation_id}", now, tick)
+            going = standing and self.cfg.safety.run_after_stand and self._active is not None
+            if going:  # settle at the policy gains, then run (StandConfig.settle_s)
+                if self._settle_from is None:
+                    self._settle_from = tick
+                    # the gait clock starts with the settle, as after a reset in training: the actor's first
+                    # step then sees the clock phase (and a history of standing at its gains) it learnt from
+                    b.gait_index = 0.0
+                cmd.set_pd(self._stand, self.cfg.control.kp, self.cfg.control.kd)
+                if tick - self._settle_from >= self._settle_ticks:
+                    self._transition(Mode.RUN, f"standing; running {self._active.generation_id}", now, tick)
+            else:
+                self._settle_from = None
+                cmd.set_pd(self._stand, self.cfg.stand.kp, self.cfg.stand.kd)
         else:
             cmd.set_damping(self.cfg.damping.kd)
         self._record(tick, now, mode, action)

@@ -199,3 +199,25 @@ def test_start_freezes_the_start_up_objects_for_the_garbage_collector(shared_dir
         assert CFG.control.gc_freeze and gc.get_freeze_count() > 10000
     finally:
         gc.unfreeze()
+
+
+def test_run_starts_after_settling_at_the_policy_gains_with_the_clock_restarted(running):
+    """STAND_UP -> RUN: the last `settle_s` of standing at control.kp/kd (not stand.kp/kd), and the actor's
+    first step sees the gait-clock phase of training (WtwSimEnv.reset + 30 warm-up steps: 31 clock steps)."""
+    from maa_core.go2.walk import WalkCriteria
+    from maa_core.go2.wtw import ObservationBuilder
+
+    ctl, _ = running
+    _settle(ctl, 3)
+    recs = sorted(ctl.records, key=lambda r: r.tick)
+    first_run = next(i for i, r in enumerate(recs) if r.mode == "RUN")
+    n = int(round(CFG.stand.settle_s * CFG.control.rate_hz))
+    assert n == WalkCriteria().warmup_steps
+    before = recs[:first_run]
+    # the settle's first tick, then n more (the last of them switches to RUN for the next tick)
+    assert [r.kp for r in before[-n - 1:]] == [CFG.control.kp] * (n + 1) and before[-n - 2].kp == CFG.stand.kp
+    b = ObservationBuilder(ctl.wtw.config, ctl.builder.default_angles, CFG.gait_command)
+    b.reset()
+    for _ in range(n + 1):
+        b.step_clock()
+    np.testing.assert_allclose(recs[first_run].observation[b.sl_clock], b.clock, atol=1e-6)

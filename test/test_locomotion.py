@@ -105,8 +105,9 @@ def test_dataset_records_round_trip(tmp_path, shared_dir):
         assert len(ds) == 1 and ds.spec.name == "go2-walk" and ds.traj_obs_dim == 70
         rec = ds[0]
         t = rec.trajectories[0]
-        # steady walking from 2 s on (3 s walks: 50 rows); a student that fell before has its whole walk
-        n = 50 if not rec.source["fell"] else round(rec.source["seconds"] / 0.02)
+        # steady walking from 2 s on (3 s walks: 50 rows), up to a fall; a student that fell before 2 s has its whole walk
+        sec = rec.source["seconds"] if rec.source["fell"] else 3.0
+        n = round(sec / 0.02) if sec < 2.0 else round((sec - 2.0) / 0.02)
         assert t.states.shape == (n, 70) and t.actions.shape == (n, 12) and t.success is None
         assert kind == "checkpoints" or n == 50
         t.validate(70, 12)

@@ -113,12 +113,15 @@ class PolicyGenerator:
                 save_file(sd, str(folder / f"{name}.safetensors"), metadata={"format": GENERATOR_FORMAT})
                 continue
             shards: list[dict] = [{}]
+            used = 0
             for k, v in sd.items():  # greedy, in state-dict order; a tensor is never split
                 size = v.numel() * v.element_size()
                 check(size <= max_shard_bytes, f"{name}: tensor {k} ({size} bytes) exceeds max_shard_bytes {max_shard_bytes}")
-                if shards[-1] and sum(t.numel() * t.element_size() for t in shards[-1].values()) + size > max_shard_bytes:
+                if shards[-1] and used + size > max_shard_bytes:
                     shards.append({})
+                    used = 0
                 shards[-1][k] = v
+                used += size
             files = [f"{name}-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
             for f, part in zip(files, shards):
                 save_file(part, str(folder / f), metadata={"format": GENERATOR_FORMAT})

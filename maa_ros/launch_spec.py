@@ -144,6 +144,15 @@ GO2_ARGUMENTS = (
 )
 
 
+def _generator_spec(generator_dir: str) -> str:
+    """Spec name in generator_dir/generator.json; '' if there is none to read (the generator node
+    then reports the folder's problem)."""
+    try:
+        return str(json.loads((Path(generator_dir) / "generator.json").read_text())["spec"]["name"]) if generator_dir else ""
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
 def go2_generate(args: dict[str, str]) -> list[NodeSpec]:
     a = resolve_arguments(GO2_ARGUMENTS, args)
     cfg = a["config"] or str(config_path("go2.yaml"))
@@ -156,6 +165,9 @@ def go2_generate(args: dict[str, str]) -> list[NodeSpec]:
             over["network_interface"] = a["network_interface"]
         if a["wtw_run_dir"]:
             over["wtw_run_dir"] = a["wtw_run_dir"]
+        spec = _generator_spec(a["generator_dir"])
+        if spec:  # the controller runs the actors this generator makes (e.g. go2-walk for models/go2-walk)
+            over["spec"] = spec
         nodes.append(NodeSpec("maa_go2_controller", "maa_go2_controller", cfg, over, required=True))
     if _bool(a["recorder"]):
         nodes.append(NodeSpec("maa_prompt_recorder", "maa_prompt_recorder", cfg))

@@ -271,6 +271,14 @@ def test_spec_commands():
         launch_spec.build("go2_generate", {"backend": "real"})
 
 
+def test_controller_takes_the_generators_spec():
+    """generator_dir:= sets the controller's spec to the generator's (the shipped go2-walk generator makes
+    go2-walk actors, which a go2-wtw controller would refuse); no readable generator.json: config/go2.yaml's."""
+    ctl = lambda args: next(n for n in launch_spec.build("go2_generate", args) if n.name == "maa_go2_controller")  # noqa: E731
+    assert ctl({"generator_dir": str(REPO / "models/go2-walk")}).parameters["spec"] == "go2-walk"
+    assert "spec" not in ctl({"generator_dir": "/nonexistent"}).parameters and "spec" not in ctl({}).parameters
+
+
 @pytest.mark.parametrize("argv,words", [
     (["launch", "go2_generate", "nope:=1"], "unknown launch argument 'nope'"),
     (["launch", "go2_generate", "backend:=x"], "expected one of"),

@@ -398,7 +398,7 @@ class Controller:
                     self._settle_from = tick
                     # the gait clock starts with the settle, as after a reset in training: the actor's first
                     # step then sees the clock phase (and a history of standing at its gains) it learnt from
-                    b.gait_index = 0.0
+                    b.restart_clock()
                 cmd.set_pd(self._stand, self.cfg.control.kp, self.cfg.control.kd)
                 if tick - self._settle_from >= self._settle_ticks:
                     self._transition(Mode.RUN, f"standing; running {self._active.generation_id}", now, tick)

@@ -231,6 +231,10 @@ class ObservationBuilder:
         self.gait_index = 0.0
         self.pushes += 2
 
+    def restart_clock(self) -> None:
+        """Gait phase back to its value after a reset (the next `step_clock` is the first)."""
+        self.gait_index = 0.0
+
     def step_clock(self) -> None:
         """Advance the gait phase by one policy step (as WTW's simulator does before observing)."""
         freq, phase, offset, bound = self.commands[4:8]

@@ -85,21 +85,28 @@ class ParameterAutoencoder(nn.Module):
             parts.append(c)
         return torch.stack(parts, 1)  # (B, n_kind, size)
 
+    def _tokens(self, x: torch.Tensor, raw: bool = False, noise: float = 0.0) -> torch.Tensor:
+        """(B, P) parameters (standardized, or raw=True) -> (B, T, D) unit-scale tokens, so latent noise
+        and clamp have a fixed meaning whatever the policy."""
+        z = x.new_empty(x.shape[0], self.num_tokens, self.cfg.token_dim)
+        for k, idx in self.kinds.items():
+            z[:, idx] = self.encoders[k](self._chunks(x, k, raw, noise))
+        return nn.functional.layer_norm(z, (self.cfg.token_dim,))
+
+    def _decoded(self, z: torch.Tensor):
+        """(B, T, D) tokens -> per kind (B, n_kind, size) standardized, padded group values."""
+        z = z.clamp(-self.cfg.latent_clamp, self.cfg.latent_clamp) + self.token_offset
+        return {k: self.decoders[k](z[:, idx]) for k, idx in self.kinds.items()}
+
     def encode(self, params_norm: torch.Tensor) -> torch.Tensor:
         """(B, P) standardized parameters -> (B, T, D) latent tokens."""
-        z = params_norm.new_empty(params_norm.shape[0], self.num_tokens, self.cfg.token_dim)
-        for k, idx in self.kinds.items():
-            z[:, idx] = self.encoders[k](self._chunks(params_norm, k))
-        # unit-scale tokens, so latent noise and clamp have a fixed meaning whatever the policy
-        return nn.functional.layer_norm(z, (self.cfg.token_dim,))
+        return self._tokens(params_norm)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, T, D) latent tokens -> (B, P) standardized parameters (constant groups: 0, i.e. the mean)."""
-        z = z.clamp(-self.cfg.latent_clamp, self.cfg.latent_clamp) + self.token_offset
         out = z.new_zeros(z.shape[0], self.num_params) if self.cfg.constant_groups else z.new_empty(z.shape[0], self.num_params)
-        for k, idx in self.kinds.items():
-            dec = self.decoders[k](z[:, idx])
-            for j, i in enumerate(idx):
+        for k, dec in self._decoded(z).items():
+            for j, i in enumerate(self.kinds[k]):
                 g = self.groups[i]
                 out[:, g.start:g.stop] = dec[:, j, : g.size]
         return out
@@ -108,18 +115,13 @@ class ParameterAutoencoder(nn.Module):
         """Training pass on raw flat parameters: returns the reconstruction loss (mean squared error in
         standardized space over the coded groups). Only coded groups are touched: a frozen layer that
         holds most of the parameters (go2-walk: 96 %) would otherwise dominate the cost of every step."""
-        z = params.new_empty(params.shape[0], self.num_tokens, self.cfg.token_dim)
-        noise = self.cfg.input_noise if augment else 0.0
-        for k, idx in self.kinds.items():
-            z[:, idx] = self.encoders[k](self._chunks(params, k, raw=True, noise=noise))
-        z = nn.functional.layer_norm(z, (self.cfg.token_dim,))
+        z = self._tokens(params, raw=True, noise=self.cfg.input_noise if augment else 0.0)
         if augment:
             z = z + self.cfg.latent_noise * torch.randn_like(z)
-        z = z.clamp(-self.cfg.latent_clamp, self.cfg.latent_clamp) + self.token_offset
         se, n = z.new_zeros(()), 0
-        for k, idx in self.kinds.items():
-            dec, target = self.decoders[k](z[:, idx]), self._chunks(params, k, raw=True)
-            for j, i in enumerate(idx):
+        for k, dec in self._decoded(z).items():
+            target = self._chunks(params, k, raw=True)
+            for j, i in enumerate(self.kinds[k]):
                 size = self.groups[i].size
                 se = se + (dec[:, j, :size] - target[:, j, :size]).pow(2).sum()
                 n += size

@@ -7,7 +7,8 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 ACTOR = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # A subscriber that wants every actor published, not just the current one (tests, loggers): the same
-# contract, with a deeper reader queue, so two actors published in quick succession both get taken.
+# contract, with a deeper reader queue, so two actors published in quick succession both get taken
+# (the writer still keeps only the newest: an actor still in flight when the next is published can be replaced).
 ACTOR_EVERY = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=16,
                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Prompts: every prompt is a request, so reliable; volatile, so a restarted generator does not

@@ -48,7 +48,10 @@ def setup_dir(tmp_path_factory):
     info = {"dir": d, "spec": gen.spec, "T": gen.prompt_length, "dims": (gen.obs_dim, gen.act_dim)}
     cfg = yaml.safe_load((REPO / "config" / "go2.yaml").read_text())
     cfg["maa_generator"]["ros__parameters"].update(num_candidates=3, max_prompt_values=20000)
-    cfg["maa_bag_player"]["ros__parameters"].update(rate=20.0, wait_for_subscribers=2)
+    # prompts 0.5 s apart: the ACTOR topic's writer keeps only the newest actor (depth 1, latched), so an
+    # actor published while the one before is still in flight can replace it; a reader sees every actor
+    # only when they do not overlap (at 20 Hz, `make test` once lost the first of two)
+    cfg["maa_bag_player"]["ros__parameters"].update(rate=2.0, wait_for_subscribers=2)
     cfg["maa_prompt_recorder"]["ros__parameters"].update(window=info["T"], stride=info["T"], save_dir=str(d / "saved"))
     (d / "params.yaml").write_text(yaml.safe_dump(cfg))
     info["bag_items"] = [make_traj(info["dims"], info["T"] + i, seed=i, success=i % 2 == 0) for i in range(2)]

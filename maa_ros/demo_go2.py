@@ -123,11 +123,9 @@ def run_go2_demo(config_path="config/demo_go2.yaml", progress: bool = True, trai
           f"{cfg.wtw_run_dir}: no walk-these-ways adaptation module (wtw_run_dir in {config_path})")
     bag = Path(cfg.prompt_bag)
     check(bag.is_dir(), f"{bag}: the prompt bag is missing (prompt_bag in {config_path})")
-    if train or trained_generator(cfg) is None:
-        gen_dir = ensure_generator(cfg, ensure_dataset(cfg), progress=progress, train=train)
-    else:
+    if not train and trained_generator(cfg) is not None:
         print("[1/4] locomotion dataset: not needed (the generator is already trained)")
-        gen_dir = ensure_generator(cfg, progress=progress)
+    gen_dir = ensure_generator(cfg, progress=progress, train=train)  # builds the dataset first if it trains
     if export:
         from maa_core.pipeline import PolicyGenerator
 

@@ -61,7 +61,7 @@ def as_candidate(obj, expected: PolicySpec, generation_id: str | None = None, de
     """ActorBlob / blob bytes / Actor / TorchScript or nn.Module -> Candidate; MaaError on spec or value problems.
     defer_checksum: the checksum of blob bytes runs on a helper thread; the caller must `verify()` the
     candidate before accepting it (the controller's validator does, after the canary checks)."""
-    parsed, pending = False, None
+    parsed, pending, claimed = False, None, ""
     if isinstance(obj, (bytes, bytearray, memoryview)):
         obj, claimed = ActorBlob.parse_unverified(obj if isinstance(obj, bytes) else bytes(obj))  # finiteness too
         if defer_checksum:
@@ -75,7 +75,7 @@ def as_candidate(obj, expected: PolicySpec, generation_id: str | None = None, de
         check(params.shape == (expected.num_params,), f"actor: {params.size} parameters, spec {expected.name} has {expected.num_params}")
         if not parsed:  # blobs may be built in-process; parse_unverified has just checked the same
             check(bool(np.isfinite(params).all()), "actor: parameters contain NaN or Inf")
-        gid = generation_id or obj.generation_id or (pending[1] if pending else obj.checksum)[:12]
+        gid = generation_id or obj.generation_id or (claimed or obj.checksum)[:12]  # no second SHA-256 of bytes
         return Candidate(_build(obj.spec, params), gid, obj.spec, checksum=pending)
     if isinstance(obj, Actor):
         obj.spec.check_compatible(expected, "actor")

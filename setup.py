@@ -1,9 +1,19 @@
 """maa: works both as `pip install -e .` and as an ament_python ROS 2 package (colcon build)."""
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
 
 PACKAGE = "maa_ros"
+
+
+def _tree(top):
+    """data_files entries for every file under top/ (the shipped generator, the demo bag)."""
+    out = {}
+    for f in glob(f"{top}/**/*", recursive=True):
+        if os.path.isfile(f):
+            out.setdefault(f"share/{PACKAGE}/{os.path.dirname(f)}", []).append(f)
+    return sorted(out.items())
 
 setup(
     name=PACKAGE,
@@ -18,7 +28,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
-    ],
+    ] + _tree("models") + _tree("bags"),
     install_requires=["numpy", "pyyaml", "torch", "safetensors", "diffusers", "tqdm"],
     zip_safe=True,
     entry_points={
@@ -30,6 +40,10 @@ setup(
             "maa_bag_player = maa_ros.bag_player_node:main",
             "maa_prompt_recorder = maa_ros.prompt_recorder_node:main",
             "maa_go2_controller = maa_ros.go2_controller_node:main",
+        ],
+        # parts of the ROS package maa_core uses without importing it (maa_core/demos/graph_walk.py)
+        "maa.commands": [
+            "go2-graph-walk = maa_ros.go2_walk:run_graph_walk",
         ],
     },
 )

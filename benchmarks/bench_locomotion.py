@@ -32,21 +32,22 @@ sys.path.insert(0, str(REPO))
 
 def prompt_gait(key: str, wtw: str) -> dict:
     """The held-out prompt's own gait numbers, re-measured from its (deterministic) expert walk."""
-    from maa_core.collect.locomotion import distill_locomotion_run
+    from maa_core.collect.go2_walk import go2_walk_run
 
     seed = int(key.split("/")[2])
     got = []
-    distill_locomotion_run(seed, 0, 1, {"wtw_dir": wtw}, emit_prompt=got.append)
+    go2_walk_run(seed, 0, 1, {"wtw_dir": wtw}, emit_prompt=got.append)
     return {"seed": seed, "speed": got[0].extra["steady_speed"], "step_frequency": got[0].extra["step_frequency"]}
 
 
 def expert_check(n: int, seconds: float) -> int:
     """The trot expert over its parameter range with the WTW gains (kp 20, kd 0.5)."""
-    from maa_core.collect.locomotion import make_env
+    from maa_core.collect.go2_walk import DEFAULT_WTW
     from maa_core.go2.gait import GaitExpert, GaitRange
+    from maa_core.go2.sim.env import make_env
     from maa_core.go2.walk import walk
 
-    env, ad = make_env()
+    env, ad = make_env(DEFAULT_WTW)
     rng = np.random.default_rng(12345)
     res = []
     t0 = time.perf_counter()
@@ -80,13 +81,18 @@ def main() -> int:
     from tqdm import tqdm
 
     from maa_core.actor_io import ActorBlob
-    from maa_core.go2.locomotion import heldout_prompts, make_engine, walk_actor
+    from maa_core.collect.go2_walk import heldout_prompts
+    from maa_core.demos.go2 import Go2DemoConfig, ensure_dataset, ensure_generator, make_engine
+    from maa_core.demos.graph_walk import GraphWalkConfig
+    from maa_core.go2.verdict import WalkCriteria
+    from maa_core.go2.walk import walk_actor
     from maa_core.pipeline import PolicyGenerator
     from maa_core.prompts import prompt_id, write_prompts_to_bag
-    from maa_ros.demo_go2 import Go2DemoConfig, ensure_dataset, ensure_generator
-    from maa_ros.go2_walk import GraphWalkConfig, run_graph_walk
+    from maa_ros.go2_walk import run_graph_walk
 
-    cfg = Go2DemoConfig.load(a.config)
+    from maa_core.resources import resolve
+
+    cfg = Go2DemoConfig.load(resolve(a.config, "config"))
     data = ensure_dataset(cfg)
     gen_dir = ensure_generator(cfg, data)
     gen = PolicyGenerator.from_pretrained(gen_dir, device="cpu")
@@ -122,7 +128,7 @@ def main() -> int:
                                Path(tmp) / f"graph{i}", progress=lambda *_: None)
             blob = ActorBlob.from_bytes(w.actor)
             m = w.metrics
-            r["ros"] = {**m, "walks": (not m["fell"]) and m["speed"] >= 0.4, "same_actor": blob.checksum == r["checksum"],
+            r["ros"] = {**m, "walks": WalkCriteria().walks(m["fell"], m["speed"]), "same_actor": blob.checksum == r["checksum"],
                         "swap_latency_ms": round(w.swap_latency_ms, 2), "prompt_to_actor_s": round(w.generation_s, 2)}
 
     def summary(key, rs):

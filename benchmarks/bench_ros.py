@@ -36,7 +36,8 @@ def bench_latency(spec: str = "go2-wtw", preset: str = "cpu", n: int = 30, warmu
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(30, 200))
-    from maa_ros.client import GraphClient, untrained_generator
+    from maa_core.serving.untrained import untrained_generator
+    from maa_ros.client import GraphClient
 
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="bench_ros_"))

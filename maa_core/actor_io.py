@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from .errors import MaaError, check
+from .files import LIMITS, load_safetensors_bytes, loads_json, read_bytes, write_atomic
 from .specs import Actor, PolicySpec
 
 BLOB_FORMAT = "maa-actor/1"
+MAX_ACTOR_FILE_BYTES = 4 * (1 << 28) + LIMITS.safetensors_header_bytes  # specs.MAX_PARAMS float32 + a header
 
 
 def params_checksum(params: np.ndarray) -> str:
@@ -56,35 +56,38 @@ class ActorBlob:
         """Everything `from_bytes` checks except the checksum -> (blob, the checksum its header claims).
         For callers that overlap the SHA-256 (~3 ms for 5 MB) with other work; nothing built from the
         blob may be used before `verify_checksum` passes."""
+        # every defect of a blob (header length, nesting, dtype, sizes, JSON) is a MaaError from here:
+        # the Go2 validator thread and the generator node rely on that to refuse instead of dying
+        try:
+            data = data if isinstance(data, bytes) else bytes(data)  # (a 5 MB copy is 1-2 ms on the swap path)
+        except (TypeError, ValueError):
+            raise MaaError(f"{where}: expected bytes, got {type(data).__name__}") from None
         if max_bytes is not None:
             check(len(data) <= max_bytes, f"{where}: {len(data)} bytes exceeds the limit of {max_bytes}")
         try:
-            data = data if isinstance(data, bytes) else bytes(data)  # (a 5 MB copy is 1-2 ms on the swap path)
-            tensors = st_load(data)
-            header_len = int.from_bytes(data[:8], "little")
-            md = json.loads(bytes(data[8:8 + header_len])).get("__metadata__") or {}
-        except (SafetensorError, ValueError, json.JSONDecodeError) as e:
-            raise MaaError(f"{where}: not a valid safetensors blob ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+            tensors, md = load_safetensors_bytes(data, where, dtypes=("F32",))
+        except MaaError as e:
+            raise MaaError(f"{where}: not a valid safetensors blob ({str(e).removeprefix(f'{where}: ')})") from None
         check(md.get("format") == BLOB_FORMAT, f"{where}: format {md.get('format')!r}, expected {BLOB_FORMAT!r}")
-        check("params" in tensors, f"{where}: missing tensor 'params'")
-        spec = PolicySpec.from_json(md.get("spec", ""))
+        check(set(tensors) == {"params"}, f"{where}: tensors {sorted(tensors)}, expected exactly ['params']")
+        spec = PolicySpec.from_json(md.get("spec", ""), where=f"{where}: spec")
         params = tensors["params"]
-        check(params.dtype == np.float32 and params.shape == (spec.num_params,),
+        check(params.shape == (spec.num_params,),
               f"{where}: params have shape {params.shape}, spec {spec.name} expects ({spec.num_params},)")
-        check(np.isfinite(params).all(), f"{where}: params contain NaN or Inf")
-        blob = cls(spec, params, md.get("generation_id", ""), md.get("prompt_id", ""), json.loads(md.get("extra") or "{}"))
+        check(bool(np.isfinite(params).all()), f"{where}: params contain NaN or Inf")
+        extra = loads_json(md.get("extra") or "{}", f"{where}: 'extra' metadata")
+        check(isinstance(extra, dict), f"{where}: 'extra' metadata must be a JSON object")
+        blob = cls(spec, np.array(params), md.get("generation_id", ""), md.get("prompt_id", ""), extra)
         return blob, str(md.get("checksum", ""))
 
     def actor(self) -> Actor:
         return self.spec.unflatten(self.params)
 
     def save(self, path) -> Path:
-        path = Path(path)
-        path.write_bytes(self.to_bytes())
-        return path
+        """Atomic (temp file + rename): a failed save leaves no partial file."""
+        return write_atomic(Path(path), self.to_bytes())
 
     @classmethod
     def load(cls, path) -> "ActorBlob":
         path = Path(path)
-        check(path.is_file(), f"{path}: no such actor file")
-        return cls.from_bytes(path.read_bytes(), where=str(path))
+        return cls.from_bytes(read_bytes(path, "actor file", MAX_ACTOR_FILE_BYTES), where=str(path))

@@ -6,11 +6,12 @@ tens of milliseconds on a 2-core CPU; `tiny` is for tests and wiring.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 
-import yaml
-
 from .errors import MaaError
+from .files import read_yaml_mapping  # noqa: F401  (moved to files.py; imported from here by older callers)
 
 
 @dataclass
@@ -115,10 +116,100 @@ def _from_dict(cls, d, where):
         if sub is not None:
             kw[k] = _from_dict(sub, v, f"{where}.{k}")
         elif isinstance(v, list):
-            kw[k] = tuple(v)
+            kw[k] = tuple(_number(x) for x in v)
         else:
-            kw[k] = v
-    return cls(**kw)
+            kw[k] = _number(v)
+    obj = cls(**kw)
+    _validate(obj, where)
+    return obj
+
+
+# -- validation of configs read from files, --set and generator.json --------------------------
+MAX_WIDTH = 1 << 16  # any layer width / token size: a typo like 1e9 must fail here, not as an out-of-memory
+MAX_STEPS = 1 << 31
+
+# (class, field) -> (lowest, highest) for numbers, or the allowed strings. Types come from the defaults.
+_RULES = {
+    (AutoencoderConfig, "token_dim"): (1, MAX_WIDTH), (AutoencoderConfig, "hidden_dim"): (1, MAX_WIDTH),
+    (AutoencoderConfig, "depth"): (0, 64), (AutoencoderConfig, "input_noise"): (0.0, math.inf),
+    (AutoencoderConfig, "latent_noise"): (0.0, math.inf), (AutoencoderConfig, "latent_clamp"): (1e-6, math.inf),
+    (EmbeddingConfig, "mode"): ("success", "segment"), (EmbeddingConfig, "n_steps"): (1, MAX_STEPS),
+    (EmbeddingConfig, "m_states"): (1, MAX_STEPS), (EmbeddingConfig, "num_segments"): (1, 4096),
+    (EmbeddingConfig, "hidden_dim"): (1, MAX_WIDTH), (EmbeddingConfig, "out_dim"): (1, MAX_WIDTH),
+    (DiffusionConfig, "channels"): (1, MAX_WIDTH), (DiffusionConfig, "kernel_size"): (1, 63),
+    (DiffusionConfig, "step_embed_dim"): (2, MAX_WIDTH), (DiffusionConfig, "pos_channels"): (0, MAX_WIDTH),
+    (DiffusionConfig, "num_train_timesteps"): (1, 1 << 20), (DiffusionConfig, "num_inference_steps"): (1, 1 << 20),
+    # the schedules diffusers' DDPM and DDIM schedulers both implement
+    (DiffusionConfig, "beta_schedule"): ("linear", "scaled_linear", "squaredcos_cap_v2"),
+    (DiffusionConfig, "prediction_type"): ("epsilon", "sample", "v_prediction"),
+    (DiffusionConfig, "ema_decay"): (0.0, 1.0), (DiffusionConfig, "cond_noise"): (0.0, math.inf),
+    (OptimConfig, "steps"): (0, MAX_STEPS), (OptimConfig, "batch_size"): (1, 1 << 24),
+    (OptimConfig, "lr"): (1e-12, math.inf), (OptimConfig, "weight_decay"): (0.0, math.inf),
+    (OptimConfig, "warmup_steps"): (0, MAX_STEPS), (OptimConfig, "betas"): (0.0, 0.999999),
+    (GeneratorConfig, "diffusion_pairing"): ("own", "run"),
+}
+_TUPLE_ITEMS = {(DiffusionConfig, "channels"): int, (OptimConfig, "betas"): float, (AutoencoderConfig, "constant_groups"): str}
+_TUPLE_LEN = {(OptimConfig, "betas"): 2}
+
+
+def _validate(obj, where: str) -> None:
+    """Type and range of every field (numbers: int where the default is an int; bool only for bools)."""
+    cls = type(obj)
+    for f in dataclasses.fields(cls):
+        if (cls, f.name) in _DATACLASS_FIELDS:
+            continue
+        v, w = getattr(obj, f.name), f"{where}.{f.name}"
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rule = _RULES.get((cls, f.name))
+        if isinstance(default, tuple):
+            item = _TUPLE_ITEMS.get((cls, f.name), float)
+            if not isinstance(v, tuple) or not all(_is(x, item) for x in v):
+                raise MaaError(f"{w}: {v!r}, expected a list of {_PLURAL[item]}")
+            n = _TUPLE_LEN.get((cls, f.name))
+            if n is not None and len(v) != n:
+                raise MaaError(f"{w}: {list(v)}, expected {n} values")
+            if item is int and not v:
+                raise MaaError(f"{w}: expected at least one value")
+            values = v
+        else:
+            if not _is(v, type(default)):
+                raise MaaError(f"{w}: {v!r}, expected {_KIND.get(type(default), type(default).__name__)}")
+            values = (v,)
+        if rule is None:
+            continue
+        if isinstance(rule[0], str):
+            if v not in rule:
+                raise MaaError(f"{w}: {v!r}, choose from {', '.join(rule)}")
+            continue
+        lo, hi = rule
+        for x in values:
+            if not lo <= x <= hi:
+                raise MaaError(f"{w}: {x!r} is out of range, expected {lo} <= value <= {hi}")
+    if cls is DiffusionConfig:
+        if obj.num_inference_steps > obj.num_train_timesteps:
+            raise MaaError(f"{where}.num_inference_steps: {obj.num_inference_steps} exceeds num_train_timesteps {obj.num_train_timesteps}")
+
+
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _number(v):
+    """YAML 1.1 reads 1e-3 (no dot) as a string; take it as the number it is meant to be."""
+    return float(v) if isinstance(v, str) and _FLOAT_TEXT.fullmatch(v) else v
+
+
+_KIND = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+_PLURAL = {int: "integers", float: "numbers", str: "strings"}
+
+
+def _is(v, kind) -> bool:
+    if kind is bool:
+        return isinstance(v, bool)
+    if kind is int:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if kind is float:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return isinstance(v, kind)
 
 
 _DATACLASS_FIELDS = {
@@ -149,26 +240,14 @@ def apply_overrides(cfg: GeneratorConfig, overrides: dict) -> GeneratorConfig:
     return GeneratorConfig.from_dict(d)
 
 
-def read_yaml_mapping(path, what: str = "config file") -> dict:
-    """A YAML file whose top level is a mapping (an empty file is {}); one clear line when it is not."""
-    try:
-        with open(path) as f:
-            d = yaml.safe_load(f)
-    except (FileNotFoundError, IsADirectoryError):
-        raise MaaError(f"{path}: no such {what}") from None
-    except yaml.YAMLError as e:
-        raise MaaError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    d = {} if d is None else d
-    if not isinstance(d, dict):
-        raise MaaError(f"{path}: expected a mapping at top level, got {type(d).__name__}")
-    return d
-
-
 def load_config(path, preset: str | None = None) -> GeneratorConfig:
     d = read_yaml_mapping(path)
     base = GeneratorConfig.preset_named(preset or d.pop("preset", "cpu"))
     d.pop("preset", None)
-    return apply_overrides(base, d)
+    try:
+        return apply_overrides(base, d)
+    except MaaError as e:
+        raise MaaError(f"{path}: {e}") from None
 
 
 def _paper() -> GeneratorConfig:

@@ -28,6 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save as st_save
 
 from .errors import MaaError, check
+from .files import expect, get_field, loads_json, positive_int, read_json, read_safetensors_header
 from .specs import PolicySpec, get_spec
 from .trajectory import Trajectory
 
@@ -93,25 +94,43 @@ def encode_shard(records: list[PolicyRecord], spec: PolicySpec) -> bytes:
 
 
 class Shard:
-    """A read-only, memory-mapped shard."""
+    """A read-only, memory-mapped shard. The header (dtypes, shapes, sizes, record metadata) is checked
+    before the file is mapped; `expect` (spec, trajectory state size) checks the tensors' widths."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, spec: PolicySpec | None = None, traj_obs_dim: int | None = None):
         self.path = path
+        if not path.is_file():
+            raise MaaError(f"{path}: shard file is missing")
+        try:
+            infos, md, _ = read_safetensors_header(path, dtypes=("F32", "I64", "U8"))
+        except MaaError as e:
+            raise MaaError(f"{path}: not a readable safetensors shard ({str(e).removeprefix(f'{path}: ')})") from None
+        check("records" in md, f"{path}: shard header lacks valid 'records' metadata")
+        meta = loads_json(md["records"], f"{path}: 'records' metadata")
+        check(isinstance(meta, list), f"{path}: 'records' metadata is {type(meta).__name__}, expected a list")
+        for i, m in enumerate(meta):
+            w = f"{path}: record {i}"
+            get_field(m, "key", str, w)
+            get_field(m, "task", str, w)
+            sr = m.get("success_rate")
+            check(sr is None or (expect(sr, float, f"{w}: 'success_rate'") >= 0 and sr <= 1),
+                  f"{w}: success_rate {sr!r}, expected null or a number in [0, 1]")
+            expect(m.get("source", {}), dict, f"{w}: 'source'")
+        self.meta: list[dict] = meta
+        need = {"params", "traj_offsets", "traj_record", "traj_states", "traj_actions", "traj_has_success", "traj_success"}
+        missing = need - set(infos)
+        check(not missing, f"{path}: shard lacks tensors {sorted(missing)}")
+        _check_shard_shapes(path, {k: v.shape for k, v in infos.items()}, len(meta), spec, traj_obs_dim)
         try:
             self._f = safe_open(str(path), framework="numpy")
-            md = self._f.metadata() or {}
-            self.meta: list[dict] = json.loads(md["records"])
             self._t = {k: self._f.get_tensor(k) for k in self._f.keys()}
-        except FileNotFoundError:
-            raise MaaError(f"{path}: shard file is missing") from None
         except (SafetensorError, OSError) as e:
             raise MaaError(f"{path}: not a readable safetensors shard ({str(e).splitlines()[0]})") from None
-        except (KeyError, json.JSONDecodeError):
-            raise MaaError(f"{path}: shard header lacks valid 'records' metadata") from None
-        need = {"params", "traj_offsets", "traj_record", "traj_states", "traj_actions", "traj_has_success", "traj_success"}
-        missing = need - set(self._t)
-        check(not missing, f"{path}: shard lacks tensors {sorted(missing)}")
-        check(len(self._t["params"]) == len(self.meta), f"{path}: {len(self._t['params'])} parameter rows but {len(self.meta)} records")
+        o = self._t["traj_offsets"]
+        check(len(o) == 0 or (o[0] == 0 and bool((np.diff(o) >= 0).all()) and o[-1] == len(self._t["traj_states"])),
+              f"{path}: traj_offsets are not increasing from 0 to the number of trajectory steps")
+        r = self._t["traj_record"]
+        check(bool(((r >= 0) & (r < len(meta))).all()), f"{path}: traj_record points outside the shard's {len(meta)} records")
 
     def __len__(self) -> int:
         return len(self.meta)
@@ -134,20 +153,47 @@ class Shard:
                             math.nan if sr is None else sr, m.get("source", {}), m["key"], m.get("spec", ""))
 
 
+def _check_shard_shapes(path: Path, shapes: dict, n_records: int, spec: PolicySpec | None, traj_obs_dim: int | None) -> None:
+    """Tensor shapes of a shard agree with one another (and with the dataset's spec when given)."""
+    p, off, rec, st, ac, hs, su = (shapes[k] for k in ("params", "traj_offsets", "traj_record", "traj_states",
+                                                      "traj_actions", "traj_has_success", "traj_success"))
+    check(len(p) == 2 and p[0] == n_records, f"{path}: {p[0] if p else 0} parameter rows but {n_records} records")
+    if spec is not None:
+        check(p[1] == spec.num_params, f"{path}: params have {p[1]} columns, spec {spec.name} has {spec.num_params} parameters")
+    n_traj = rec[0] if len(rec) == 1 else -1
+    check(n_traj >= 0 and off == (n_traj + 1,) and hs == (n_traj,),
+          f"{path}: trajectory index tensors disagree (traj_offsets {off}, traj_record {rec}, traj_has_success {hs})")
+    check(len(st) == 2 and len(ac) == 2 and st[0] == ac[0] and su == (st[0],),
+          f"{path}: trajectory tensors disagree (states {st}, actions {ac}, success {su})")
+    if spec is not None and st[0] > 0:
+        check(st[1] == (traj_obs_dim or spec.obs_dim) and ac[1] == spec.act_dim,
+              f"{path}: trajectories are {st[1]} -> {ac[1]}, the dataset expects {traj_obs_dim or spec.obs_dim} -> {spec.act_dim}")
+
+
 def _read_manifest(root: Path) -> dict:
     path = root / MANIFEST
     if not path.exists():
         raise MaaError(f"{root}: no {MANIFEST} (not a maa dataset directory)")
-    try:
-        man = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise MaaError(f"{path}: not valid JSON ({e})") from None
+    man = read_json(path, "dataset manifest")
+    check(isinstance(man, dict), f"{path}: expected a JSON object, got {type(man).__name__}")
     for k in ("format", "spec", "shards"):
         check(k in man, f"{path}: missing key {k!r}")
     check(man["format"] == FORMAT, f"{path}: format {man['format']!r}, expected {FORMAT!r}")
+    expect(man["spec"], dict, f"{path}: 'spec'")
+    expect(man["shards"], list, f"{path}: 'shards'")
+    if "traj_obs_dim" in man:
+        positive_int(man["traj_obs_dim"], f"{path}: 'traj_obs_dim'")
     for i, s in enumerate(man["shards"]):
+        w = f"{path}: shards[{i}]"
         for k in ("file", "sha256", "records"):
-            check(isinstance(s, dict) and k in s, f"{path}: shards[{i}] missing key {k!r}")
+            check(isinstance(s, dict) and k in s, f"{w} missing key {k!r}")
+        f = expect(s["file"], str, f"{w}: 'file'")
+        check(f == Path(f).name and f not in ("", ".", "..") and f.endswith(".safetensors"),
+              f"{w}: file {f!r}, expected a .safetensors file name inside the dataset folder")
+        check(isinstance(s["sha256"], str) and len(s["sha256"]) == 64, f"{w}: 'sha256' must be 64 hex digits")
+        check(expect(s["records"], int, f"{w}: 'records'") >= 0, f"{w}: records {s['records']}, expected >= 0")
+        if "trajectories" in s:
+            check(expect(s["trajectories"], int, f"{w}: 'trajectories'") >= 0, f"{w}: trajectories {s['trajectories']}, expected >= 0")
     return man
 
 
@@ -155,13 +201,16 @@ class PolicyDataset:
     """Read side. Shards are opened lazily and memory-mapped."""
 
     def __init__(self, root, verify: bool = False):
+        """Every shard's checksum is verified when the shard is first opened (once per shard);
+        `verify=True` verifies them all up front."""
         self.root = Path(root)
         self.manifest = _read_manifest(self.root)
-        self.spec = PolicySpec.from_dict(self.manifest["spec"])
+        self.spec = PolicySpec.from_dict(self.manifest["spec"], f"{self.root / MANIFEST}: spec")
         # trajectories may use another state layout than the actor input (locomotion: the 70-value
         # observation the controller streams, while the actor reads a 2102-value history)
         self.traj_obs_dim = int(self.manifest.get("traj_obs_dim", self.spec.obs_dim))
         self._shards: dict[int, Shard] = {}
+        self._verified: set[str] = set()
         counts = [int(s["records"]) for s in self.manifest["shards"]]
         self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
         if verify:
@@ -173,7 +222,8 @@ class PolicyDataset:
     def shard(self, k: int) -> Shard:
         if k not in self._shards:
             entry = self.manifest["shards"][k]
-            sh = Shard(self.root / entry["file"])
+            self._verify_entry(entry)
+            sh = Shard(self.root / entry["file"], self.spec, self.traj_obs_dim)
             check(len(sh) == int(entry["records"]), f"{sh.path}: {len(sh)} records, manifest says {entry['records']}")
             self._shards[k] = sh
         return self._shards[k]
@@ -210,9 +260,15 @@ class PolicyDataset:
     def verify(self) -> None:
         """Checksums of every shard against the manifest; raises MaaError on the first mismatch."""
         for entry in self.manifest["shards"]:
-            p = self.root / entry["file"]
-            check(p.exists(), f"{p}: shard listed in the manifest is missing")
-            check(_sha256(p) == entry["sha256"], f"{p}: checksum mismatch (file truncated or modified)")
+            self._verify_entry(entry)
+
+    def _verify_entry(self, entry: dict) -> None:
+        if entry["file"] in self._verified:
+            return
+        p = self.root / entry["file"]
+        check(p.is_file(), f"{p}: shard listed in the manifest is missing")
+        check(_sha256(p) == entry["sha256"], f"{p}: checksum mismatch (file truncated or modified)")
+        self._verified.add(entry["file"])
 
 
 class DatasetWriter:

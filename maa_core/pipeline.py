@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .config import GeneratorConfig
 from .errors import MaaError, check
+from .files import read_json, read_safetensors_header
 from .models import BehaviorEmbedding, ConditionalUnet1D, ParameterAutoencoder
 from .models.behavior import min_prompt_length
 from .models.normalizer import Normalizer
@@ -135,17 +136,8 @@ class PolicyGenerator:
     def from_pretrained(cls, folder, device=None) -> "PolicyGenerator":
         folder = Path(folder)
         check(folder.is_dir(), f"{folder}: no such generator folder")
-        meta_path = folder / "generator.json"
-        check(meta_path.is_file(), f"{folder}: not a generator folder (no generator.json)")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as e:
-            raise MaaError(f"{meta_path}: not valid JSON ({e})") from None
-        for k in ("format", "spec", "obs_dim", "act_dim", "config"):
-            check(k in meta, f"{meta_path}: missing key {k!r}")
-        check(meta["format"] == GENERATOR_FORMAT, f"{meta_path}: format {meta['format']!r}, expected {GENERATOR_FORMAT!r}")
-        gen = cls(PolicySpec.from_dict(meta["spec"]), int(meta["obs_dim"]), int(meta["act_dim"]),
-                  GeneratorConfig.from_dict(meta["config"]), device="cpu")
+        meta = read_generator_meta(folder)
+        gen = cls(meta["spec"], meta["obs_dim"], meta["act_dim"], meta["config"], device="cpu")
         for name, m in {"autoencoder": gen.autoencoder, "embedding": gen.embedding, "unet": gen.unet}.items():
             path, sd = _load_weights(folder, name)
             want = m.state_dict()
@@ -200,21 +192,52 @@ class PolicyGenerator:
         return GenerationOutput(params.reshape(len(trajectories), num_policies, -1), self.spec)
 
 
+def read_generator_meta(folder) -> dict:
+    """generator.json, checked: {"spec": PolicySpec, "obs_dim": int, "act_dim": int, "config": GeneratorConfig, ...}."""
+    from .files import positive_int, read_json
+
+    folder = Path(folder)
+    meta_path = folder / "generator.json"
+    check(meta_path.is_file(), f"{folder}: not a generator folder (no generator.json)")
+    meta = read_json(meta_path, "generator.json")
+    check(isinstance(meta, dict), f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
+    for k in ("format", "spec", "obs_dim", "act_dim", "config"):
+        check(k in meta, f"{meta_path}: missing key {k!r}")
+    check(meta["format"] == GENERATOR_FORMAT, f"{meta_path}: format {meta['format']!r}, expected {GENERATOR_FORMAT!r}")
+    from .specs import MAX_DIM
+
+    return {**meta, "spec": PolicySpec.from_dict(meta["spec"], f"{meta_path}: spec"),
+            "obs_dim": positive_int(meta["obs_dim"], f"{meta_path}: 'obs_dim'", MAX_DIM),
+            "act_dim": positive_int(meta["act_dim"], f"{meta_path}: 'act_dim'", MAX_DIM),
+            "config": _config_from(meta["config"], meta_path)}
+
+
+def _config_from(d, where: Path) -> GeneratorConfig:
+    try:
+        return GeneratorConfig.from_dict(d)
+    except MaaError as e:
+        raise MaaError(f"{where}: {e}") from None
+
+
 def _load_weights(folder: Path, name: str) -> tuple[Path, dict]:
     """One model's tensors from `<name>.safetensors` or from the shards its index lists."""
     path, index = folder / f"{name}.safetensors", folder / f"{name}.safetensors.index.json"
     files = [path]
     if not path.is_file() and index.is_file():
-        try:
-            wmap = json.loads(index.read_text())["weight_map"]
-            check(isinstance(wmap, dict) and wmap, f"{index}: empty weight_map")
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise MaaError(f"{index}: not a shard index ({type(e).__name__}: {e})") from None
+        idx = read_json(index, "shard index")
+        wmap = idx.get("weight_map") if isinstance(idx, dict) else None
+        check(isinstance(wmap, dict) and wmap, f"{index}: not a shard index (expected a non-empty 'weight_map' object)")
+        check(all(isinstance(f, str) and f == Path(f).name and f.endswith(".safetensors") for f in wmap.values()),
+              f"{index}: weight_map must name .safetensors files inside the generator folder")
         files = [folder / f for f in sorted(set(wmap.values()))]
         path = index
     sd = {}
     for f in files:
         check(f.is_file(), f"{f}: missing")
+        try:
+            read_safetensors_header(f)  # dtypes, shapes and sizes checked before the file is loaded
+        except MaaError as e:
+            raise MaaError(f"{f}: not a readable safetensors file ({str(e).removeprefix(f'{f}: ')})") from None
         try:
             part = load_file(str(f))
         except (SafetensorError, OSError) as e:

@@ -21,6 +21,8 @@ on machines without ROS.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import struct
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,10 @@ PROMPT_MSGTYPE = "std_msgs/msg/Float32MultiArray"
 DEFAULT_TOPIC = "/maa/prompt"
 LABELS = ("T", "state", "action", "success")
 DEFAULT_MAX_VALUES = 1 << 22  # 4 Mi floats (16 MiB): refuses absurd prompts before allocating
+# States and actions are scaled robot quantities (|x| < 100 in every recording we have); a bit flip in a
+# float's exponent makes values like 1e38. Larger values are refused as implausible, not used.
+MAX_ABS_VALUE = 1e6
+BAG_DIGEST_KEY = "maa.sha256:"  # + topic: rosbag2 custom_data entry written by write_prompts_to_bag
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,9 @@ def pack(traj: Trajectory) -> tuple[PromptLayout, np.ndarray]:
 def unpack(lay: PromptLayout, data, where: str = "prompt") -> Trajectory:
     """(layout, flat data) -> validated Trajectory (MaaError on NaN/Inf or a success flag not 0/1)."""
     a = np.asarray(data, dtype=np.float32).reshape(lay.T, lay.width)
+    finite = np.isfinite(a)
+    check(bool((np.abs(a[finite]) <= MAX_ABS_VALUE).all()),
+          f"{where}: values up to {float(np.abs(a[finite]).max()):.3g}, implausible for a prompt (limit {MAX_ABS_VALUE:g})")
     o, p = lay.obs_dim, lay.obs_dim + lay.act_dim
     success = None
     if lay.has_success:
@@ -198,11 +207,16 @@ def write_prompts_to_bag(path, items: Iterable, topic: str = DEFAULT_TOPIC, stor
     try:
         with writer:
             conn = writer.add_connection(topic, PROMPT_MSGTYPE, typestore=ts)
+            digest = hashlib.sha256()
             for i, traj in enumerate(trajs):
                 lay, data = pack(traj)
                 msg = arr_cls(layout=lay_cls(dim=[dim_cls(label=l, size=s, stride=st) for l, s, st in lay.dims()],
                                              data_offset=0), data=data)
-                writer.write(conn, start_ns + i * period_ns, ts.serialize_cdr(msg, PROMPT_MSGTYPE))
+                raw = ts.serialize_cdr(msg, PROMPT_MSGTYPE)
+                digest.update(bytes(raw))
+                writer.write(conn, start_ns + i * period_ns, raw)
+            # mcap chunks written by rosbags carry no CRC: this digest is what detects changed message bytes
+            writer.set_custom_data(BAG_DIGEST_KEY + topic, digest.hexdigest())
     except WriterError as e:
         raise MaaError(f"{path}: cannot write bag ({e})") from None
     return path
@@ -219,7 +233,7 @@ def read_prompts_from_bag(path, topic: str | None = None, window: int | None = N
     from rosbags.rosbag2 import Reader
     from rosbags.rosbag2.errors import ReaderError
     path = Path(path)
-    check(path.exists(), f"{path}: no such bag")
+    check_bag_folder(path)
     ts = _typestore()
     out: list[tuple[str, Trajectory]] = []
     try:
@@ -229,14 +243,54 @@ def read_prompts_from_bag(path, topic: str | None = None, window: int | None = N
                 found = sorted({f"{c.topic} ({c.msgtype})" for c in reader.connections})
                 raise MaaError(f"{path}: no {PROMPT_MSGTYPE} messages" + (f" on {topic}" if topic else "")
                                + f"; topics: {', '.join(found) or 'none'}")
+            custom = getattr(getattr(reader.storage, "metadata", None), "custom", None) or {}
+            digests = {t: hashlib.sha256() for t in {c.topic for c in conns} if BAG_DIGEST_KEY + t in custom}
             windowers = {t: Windower(window, stride) for t in {c.topic for c in conns}} if window else {}
             counts: dict[str, int] = {}
             for conn, _t, raw in reader.messages(connections=conns):
                 i = counts[conn.topic] = counts.get(conn.topic, -1) + 1
-                msg = ts.deserialize_cdr(raw, conn.msgtype)
-                traj = from_message(msg, where=f"{path.name}:{conn.topic}[{i}]", max_values=max_values)
+                where = f"{path.name}:{conn.topic}[{i}]"
+                if conn.topic in digests:
+                    digests[conn.topic].update(bytes(raw))
+                try:
+                    msg = ts.deserialize_cdr(raw, conn.msgtype)
+                except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError, struct.error, AssertionError) as e:
+                    raise MaaError(f"{where}: not a {conn.msgtype} message ({type(e).__name__}: {e})") from None
+                traj = from_message(msg, where=where, max_values=max_values)
                 for w in (windowers[conn.topic].push(traj) if window else [traj]):
                     out.append((prompt_id(w), w))
+            for t, h in digests.items():
+                check(h.hexdigest() == custom[BAG_DIGEST_KEY + t],
+                      f"{path}: messages on {t} do not match the checksum in metadata.yaml (bag data modified or corrupt)")
     except ReaderError as e:
         raise MaaError(f"{path}: cannot read bag ({e})") from None
+    except (OSError, sqlite3.DatabaseError, struct.error, EOFError) as e:
+        raise MaaError(f"{path}: cannot read bag ({type(e).__name__}: {e})") from None
     return out
+
+
+def check_bag_folder(path: Path) -> None:
+    """What can be checked before rosbags opens a bag: the folder, its metadata.yaml (a mapping),
+    and the integrity of every sqlite3 file (`PRAGMA integrity_check`: overwritten pages)."""
+    from .files import read_yaml_mapping
+
+    check(path.exists(), f"{path}: no such bag")
+    if not path.is_dir():
+        return  # a single .mcap / .db3 file: rosbags reads it without metadata
+    meta = path / "metadata.yaml"
+    check(meta.is_file(), f"{path}: no metadata.yaml (not a rosbag2 folder)")
+    try:
+        info = read_yaml_mapping(meta, "bag metadata file").get("rosbag2_bagfile_information")
+    except MaaError as e:
+        raise MaaError(f"{path}: cannot read bag ({e})") from None
+    check(isinstance(info, dict), f"{path}: cannot read bag ({meta.name} lacks a 'rosbag2_bagfile_information' mapping)")
+    for db in sorted(path.glob("*.db3")):
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                result = con.execute("PRAGMA integrity_check").fetchall()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as e:
+            raise MaaError(f"{db}: not a readable sqlite3 bag file ({e})") from None
+        check(result == [("ok",)], f"{db}: sqlite3 integrity check failed ({str(result[0][0])[:120] if result else 'no result'})")

@@ -17,6 +17,10 @@ from torch import nn
 from .errors import MaaError, check
 
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "identity": nn.Identity}
+# Plausibility limits, checked before anything is built from a spec read from a file or a message:
+# go2-wtw, the largest spec we know, has 1.2 M parameters and a 2102-wide input.
+MAX_DIM = 1 << 20
+MAX_PARAMS = 1 << 28  # 1 GiB of float32
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,18 @@ class PolicySpec:
     max_group_params: int | None = None
 
     def __post_init__(self):
+        check(isinstance(self.name, str) and self.name != "", f"spec {self.name!r}: name must be a non-empty string")
         check(len(self.trunk) >= 1, f"spec {self.name}: needs at least one trunk layer")
+        check(len(self.heads) >= 1, f"spec {self.name}: needs at least one head")
+        for what, v in [("obs_dim", self.obs_dim), ("act_dim", self.act_dim)] + \
+                [(f"trunk layer {i} {k}", getattr(l, k)) for i, l in enumerate(self.trunk) for k in ("in_dim", "out_dim")] + \
+                [(f"head {n} {k}", getattr(l, k)) for n, l in self.heads for k in ("in_dim", "out_dim")]:
+            check(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_DIM,
+                  f"spec {self.name}: {what} is {v!r}, expected an integer in [1, {MAX_DIM}]")
+        check(self.max_group_params is None or (isinstance(self.max_group_params, int) and self.max_group_params >= 1),
+              f"spec {self.name}: max_group_params {self.max_group_params!r}, expected a positive integer or null")
+        check(self.num_params <= MAX_PARAMS,
+              f"spec {self.name}: {self.num_params} parameters exceeds the limit of {MAX_PARAMS}")
         dims = [self.obs_dim] + [l.out_dim for l in self.trunk]
         for i, l in enumerate(self.trunk):
             check(l.in_dim == dims[i], f"spec {self.name}: trunk layer {i} in_dim {l.in_dim} != {dims[i]}")
@@ -110,26 +125,41 @@ class PolicySpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PolicySpec":
+    def from_dict(cls, d: dict, where: str = "policy spec") -> "PolicySpec":
+        from .files import expect, get_field as field
+
+        def layer(l, w):
+            expect(l, dict, w)
+            unknown = set(l) - {"in_dim", "out_dim", "activation"}
+            check(not unknown, f"{w}: unknown key(s) {sorted(unknown)}")
+            return Layer(field(l, "in_dim", int, w), field(l, "out_dim", int, w), expect(l.get("activation", "identity"), str, f"{w}: 'activation'"))
+
+        def head(h, w):
+            check(isinstance(h, (list, tuple)) and len(h) == 2 and isinstance(h[0], str), f"{w}: expected [name, layer]")
+            return h[0], layer(h[1], w)
+
+        expect(d, dict, where)
+        trunk = field(d, "trunk", list, where)
+        heads = field(d, "heads", list, where)
+        mgp = d.get("max_group_params")
+        kw = dict(
+            name=field(d, "name", str, where), obs_dim=field(d, "obs_dim", int, where), act_dim=field(d, "act_dim", int, where),
+            trunk=tuple(layer(l, f"{where}: trunk[{i}]") for i, l in enumerate(trunk)),
+            heads=tuple(head(h, f"{where}: heads[{i}]") for i, h in enumerate(heads)),
+            action_head=expect(d.get("action_head", "mean"), str, f"{where}: 'action_head'"),
+            squash=expect(d.get("squash", "tanh"), str, f"{where}: 'squash'"),
+            max_group_params=None if mgp is None else expect(mgp, int, f"{where}: 'max_group_params'"),
+        )
         try:
-            return cls(
-                name=d["name"], obs_dim=int(d["obs_dim"]), act_dim=int(d["act_dim"]),
-                trunk=tuple(Layer(**l) for l in d["trunk"]),
-                heads=tuple((n, Layer(**l)) for n, l in d["heads"]),
-                action_head=d.get("action_head", "mean"), squash=d.get("squash", "tanh"),
-                max_group_params=d.get("max_group_params"),
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, MaaError):
-                raise
-            raise MaaError(f"policy spec: malformed ({type(e).__name__}: {e})") from None
+            return cls(**kw)
+        except MaaError as e:  # the spec's own consistency checks: say which file it came from
+            raise MaaError(f"{where}: {e}") from None
 
     @classmethod
-    def from_json(cls, s: str) -> "PolicySpec":
-        try:
-            return cls.from_dict(json.loads(s))
-        except json.JSONDecodeError as e:
-            raise MaaError(f"policy spec: not valid JSON ({e})") from None
+    def from_json(cls, s: str | bytes, where: str = "policy spec") -> "PolicySpec":
+        from .files import loads_json
+
+        return cls.from_dict(loads_json(s, where), where)
 
     def check_compatible(self, other: "PolicySpec", where: str = "") -> None:
         if self.to_dict() != other.to_dict():
@@ -245,7 +275,7 @@ BUILTIN_SPECS: dict[str, PolicySpec] = {
     # 41 -> 128 -> 128 -> mean 8, log-std 8
     "robosuite-sac": _gaussian_actor("robosuite-sac", 41, 8),
     "go2-wtw": locomotion_spec(name="go2-wtw"),
-    # the small student of the MuJoCo locomotion data path (maa_core/collect/locomotion.py)
+    # the small student of the MuJoCo locomotion data path (maa_core/collect/go2_walk.py)
     "go2-walk": locomotion_spec(hidden=(64, 64), name="go2-walk"),
 }
 

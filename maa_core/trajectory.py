@@ -56,16 +56,13 @@ def load_trajectory(path) -> Trajectory:
     """A prompt file: .npz with `states` (T, obs), `actions` (T, act) and optionally `success` (T,)."""
     from pathlib import Path
 
-    from .errors import MaaError
+    from .files import load_npz
 
     path = Path(path)
-    check(path.is_file(), f"{path}: no such prompt file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            for k in ("states", "actions"):
-                check(k in z.files, f"{path}: missing array {k!r} (has {sorted(z.files)})")
-            return Trajectory(z["states"], z["actions"], z["success"] if "success" in z.files else None).validate(where=str(path))
-    except (OSError, ValueError) as e:
-        if isinstance(e, MaaError):
-            raise
-        raise MaaError(f"{path}: not a readable .npz prompt file ({e})") from None
+    z = load_npz(path, ".npz prompt file")
+    for k in ("states", "actions"):
+        check(k in z, f"{path}: missing array {k!r} (has {sorted(z)})")
+    if "success" in z:
+        check(z["success"].dtype.kind in "biu" and bool(np.isin(z["success"], (0, 1)).all()),
+              f"{path}: success must hold booleans (0/1), got {z['success'].dtype}")
+    return Trajectory(z["states"], z["actions"], z.get("success")).validate(where=str(path))

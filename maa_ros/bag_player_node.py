@@ -15,6 +15,7 @@ from std_srvs.srv import Trigger
 
 from maa_core.errors import MaaError
 from maa_core.prompts import read_prompts_from_bag
+from maa_core.resources import resolve
 
 from . import qos
 from .messages import prompt_to_msg
@@ -39,6 +40,7 @@ class BagPlayerNode(MaaNode):
 
     def _start(self) -> bool:
         bag = self.param("bag")
+        bag = str(resolve(bag, "bags")) if bag else bag  # a path, or a bag the package ships (bags/<name>)
         window = self.param("window")
         try:
             self.items = read_prompts_from_bag(bag, topic=self.param("topic") or None, window=window or None)

@@ -115,23 +115,6 @@ class GraphClient:
         self.node.destroy_node()
 
 
-def untrained_generator(spec: str, preset: str = "tiny", folder=None):
-    """PolicyGenerator with random weights (wiring tests, benchmarks), built on one torch thread
-    (on a small shared CPU more threads only spin), saved to `folder` when given."""
-    import torch
-
-    from maa_core.pipeline import PolicyGenerator
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        gen = PolicyGenerator.untrained(spec, preset=preset, device="cpu")
-    finally:
-        torch.set_num_threads(threads)
-    if folder is not None:
-        gen.save_pretrained(folder)
-    return gen
-
-
 def _wait(cond, timeout: float, period: float = 0.02) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:

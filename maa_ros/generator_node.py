@@ -19,13 +19,14 @@ from std_srvs.srv import Trigger
 
 from maa_core import prompts
 from maa_core.errors import MaaError
+from maa_core.resources import resolve
+from maa_core.serving.engine import ActorHistory, Engine, Generated, Worker
+from maa_core.serving.scorers import make_scorer
 from maa_core.trajectory import Trajectory
 
 from . import qos
-from .generation import ActorHistory, Engine, Generated, Worker
 from .messages import actor_to_msg, prompt_from_msg
 from .node_util import MaaNode, run
-from .screening import make_rollout
 
 
 class GeneratorNode(MaaNode):
@@ -54,34 +55,39 @@ class GeneratorNode(MaaNode):
         if not folder:
             self.health.error("no generator loaded: set the generator_dir parameter")
             return
+        folder = str(resolve(folder, "models"))  # a path, or a generator the package ships (models/<name>)
         if self.param("torch_threads") > 0:
             import torch
             torch.set_num_threads(self.param("torch_threads"))
         try:
+            from maa_core.go2.contract import read_generator_contract
             from maa_core.pipeline import PolicyGenerator
             gen = PolicyGenerator.from_pretrained(folder, device=self.param("device") or None)
+            contract = read_generator_contract(folder)  # goes into every actor's header
         except MaaError as e:
             self.health.error(f"generator_dir: {e}")
             return
-        rollout = None
+        scorer = None
         if self.param("sim_screen") and self.param("screen"):
             try:
-                rollout = make_rollout(self.param("sim_screen"), self.param("sim_screen_steps"), gen.spec,
-                                       self.param("wtw_run_dir"))
+                scorer = make_scorer(self.param("sim_screen"), self.param("sim_screen_steps"), gen.spec,
+                                     self.param("wtw_run_dir"))
             except MaaError as e:
                 self.health.error(f"{e}; screening without simulator")
         self.engine = Engine(gen, self.param("num_candidates"), self.param("seed"), self.param("screen"),
-                             self.param("max_abs_action"), rollout=rollout, name=self.get_name())
+                             self.param("max_abs_action"), scorer=scorer, name=self.get_name(),
+                             blob_extra={"contract": contract.to_dict()} if contract is not None else None)
         try:
             self._warm_up(gen)
         except MaaError as e:
             self.health.error(f"warm-up generation failed: {e}")
         self.worker = Worker(self.engine, self._on_result, self.param("max_pending"))
         sim = f"; screening with {self.param('sim_screen_steps')}-step rollouts in {self.param('sim_screen')}" \
-            if rollout is not None else ""
+            if scorer is not None else ""
         self.health.ok(f"ready: {gen.spec.name} generator, prompts of >= {gen.prompt_length} steps "
                        f"x ({gen.obs_dim} state + {gen.act_dim} action) dims{sim}",
-                       spec=gen.spec.name, prompt_length=gen.prompt_length, obs_dim=gen.obs_dim, act_dim=gen.act_dim)
+                       spec=gen.spec.name, prompt_length=gen.prompt_length, obs_dim=gen.obs_dim, act_dim=gen.act_dim,
+                       policy_contract="yes" if contract is not None else "none")
 
     def _warm_up(self, gen) -> None:
         """One throw-away generation, so the first real prompt does not pay for lazy initialisation."""
@@ -115,7 +121,10 @@ class GeneratorNode(MaaNode):
 
     def _on_result(self, result) -> None:  # worker thread
         self._results.put(result)
-        self._gc.trigger()
+        try:
+            self._gc.trigger()
+        except Exception:  # the context is shut down (a generation finishing during shutdown): dropped
+            pass
 
     def _drain_results(self) -> None:  # executor thread
         while True:
@@ -162,8 +171,10 @@ class GeneratorNode(MaaNode):
         return resp
 
     def close(self) -> None:
+        # a generation in flight cannot be interrupted and its actor could no longer be published:
+        # wait briefly (node_util.run then ends the process without interpreter teardown)
         if self.worker is not None:
-            self.worker.stop()
+            self.worker.stop(timeout=2.0)
 
 
 def main(args=None) -> int:

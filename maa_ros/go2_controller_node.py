@@ -27,6 +27,7 @@ from std_msgs.msg import Float32MultiArray, String, UInt8MultiArray
 from std_srvs.srv import SetBool, Trigger
 
 from maa_core.errors import MaaError
+from maa_core.go2.contract import blob_refusal
 from maa_core.trajectory import Trajectory
 
 from . import qos
@@ -40,6 +41,7 @@ class Go2ControllerNode(MaaNode):
     def __init__(self):
         super().__init__()
         self.ctl = self.robot = self.bridge = None
+        self.contract = None  # the policy contract actors must carry (or carry none), set at start
         self._bridge_thread = None
         self._events: queue.Queue = queue.Queue()  # from the controller's dispatcher thread
         self._last_twist = 0.0
@@ -60,15 +62,17 @@ class Go2ControllerNode(MaaNode):
         backend, run_dir = self.param("backend"), self.param("wtw_run_dir")
         try:
             from maa_core.go2.config import load_robot_config
+            from maa_core.go2.contract import contract_of
             from maa_core.go2.controller import Controller
             from maa_core.go2.dds import Go2DdsRobot
             from maa_core.go2.wtw import load_wtw_run
             if backend not in ("sim", "unitree"):
                 raise MaaError(f"backend {backend!r}: expected 'sim' or 'unitree'")
-            if not run_dir:
-                raise MaaError("wtw_run_dir is empty: the controller needs a walk-these-ways run (adaptation module)")
             cfg = load_robot_config(self.param("robot_config"))
-            wtw = load_wtw_run(run_dir)
+            wtw = load_wtw_run(run_dir)  # "" = the shipped adaptation module (models/go2-adaptation)
+            self.contract = contract_of(cfg, wtw)  # what an actor's contract must equal
+            self.get_logger().info(wtw.describe())
+            self.wtw_source = wtw.source
             domain = self.param("dds_domain")
             if backend == "sim":
                 from maa_core.go2.sim.bridge import SimBridge
@@ -95,7 +99,7 @@ class Go2ControllerNode(MaaNode):
         if self.param("enable_on_start"):
             self.ctl.enable()
         self.health.ok(f"controller running ({backend}, {cfg.control.rate_hz:g} Hz, spec {self.ctl.spec.name})",
-                       backend=backend, wtw_run_dir=run_dir)
+                       backend=backend, wtw_run_dir=self.wtw_source)
 
     # -- callbacks (executor thread) ------------------------------------------------------------
     def _on_actor(self, msg: UInt8MultiArray) -> None:
@@ -108,6 +112,13 @@ class Go2ControllerNode(MaaNode):
         except MaaError as e:
             self.health.count("actors_rejected")
             self.health.error(str(e))
+            return
+        # the policy I/O contract in the blob's header (joint order, observation scales, gains, ...)
+        # must be this controller's: read from the header alone, before the validator's one parse
+        why = blob_refusal(self.contract, data)
+        if why is not None:
+            self.health.count("actors_refused")
+            self.health.error(f"actor refused: {why}")
             return
         # the validator decodes the blob (spec, finiteness, checksum beside the canary checks): one
         # parse per actor, and a bad blob is refused through the swap callback with its reason

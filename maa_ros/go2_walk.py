@@ -1,4 +1,5 @@
-"""One walk through the full ROS path on the simulated Go2:
+"""One walk through the full ROS path on the simulated Go2 (the rclpy half; the ROS-free half,
+config, result and verdict, is maa_core/demos/graph_walk.py):
 
     prompt bag ─► maa_bag_player ─► maa_generator (K candidates, Go2 sim screening) ─► maa/actor
       ─► maa_go2_controller (backend sim: MuJoCo Go2 behind a loopback DDS bridge) ─► robot walks
@@ -7,6 +8,7 @@ The graph is started with `maa-ros launch go2_generate` (the same nodes `ros2 la
 observer process logs the robot over its DDS topics (ground-truth pose, IMU, foot forces, command
 gains); this process listens on ROS for the published actor, the controller's executed steps and
 its diagnostics (swap latency). The walk is judged in simulated time from the first RUN command.
+`maa demo go2` finds `run_graph_walk` through the `maa.commands` entry point `go2-graph-walk`.
 """
 from __future__ import annotations
 
@@ -15,56 +17,25 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+import maa_core
+from maa_core.demos.graph_walk import GraphWalk, GraphWalkConfig, judge_log, params_file
 from maa_core.errors import MaaError, check
 
-REPO = Path(__file__).resolve().parents[1]
+__all__ = ["GraphWalk", "GraphWalkConfig", "run_graph_walk"]
 
 
-@dataclass(frozen=True)
-class GraphWalkConfig:
-    generator_dir: str
-    prompt_bag: str
-    wtw_run_dir: str
-    spec: str = "go2-walk"            # the controller's actor spec
-    seconds: float = 20.0             # walk length judged (simulated time from the first RUN command)
-    num_candidates: int = 8
-    seed: int = 0
-    screen: bool = True               # generator node: validity screening + ranking by a sim rollout
-    sim_screen: str = "go2-walk"      # the rollout scorer (maa_ros/screening.py)
-    sim_screen_steps: int = 200
-    ros_domain: int = 77              # ROS_DOMAIN_ID of the graph
-    dds_domain: int = 3               # Unitree DDS domain of the simulated robot (loopback)
-    start_timeout_s: float = 240.0    # graph start + generation until the actor is published
-    run_timeout_s: float = 15.0       # enable -> first RUN tick (stand-up takes stand.duration_s)
-    enable_attempts: int = 3
-    margin_s: float = 8.0             # extra wall time after the judged walk (real-time factor < 1)
-
-
-@dataclass
-class GraphWalk:
-    metrics: dict
-    actor: bytes                      # the actor blob the generator published
-    swap_latency_ms: float            # controller: actor message to first tick running it
-    generation_s: float               # generator: prompt to published actor (K candidates + screening)
-    log: dict = field(repr=False, default_factory=dict)   # observer arrays (t, pos, vel, quat, q, foot, kp)
-    run_start: float = 0.0            # sim time of the first RUN command
-
-
-def _params_file(cfg: GraphWalkConfig, path: Path) -> Path:
-    p = yaml.safe_load((REPO / "config" / "go2.yaml").read_text())
-    p["maa_generator"]["ros__parameters"].update(
-        generator_dir=str(cfg.generator_dir), num_candidates=cfg.num_candidates, seed=cfg.seed, screen=cfg.screen,
-        sim_screen=cfg.sim_screen if cfg.screen else "", sim_screen_steps=cfg.sim_screen_steps, wtw_run_dir=str(cfg.wtw_run_dir))
-    p["maa_go2_controller"]["ros__parameters"].update(
-        spec=cfg.spec, enable_on_start=False, dds_domain=cfg.dds_domain, wtw_run_dir=str(cfg.wtw_run_dir))
-    path.write_text(yaml.safe_dump(p))
-    return path
+def _child_env() -> dict:
+    """Environment of the graph's processes: they import maa_core / maa_ros from where this process
+    does (a checkout or an install), whatever their working directory."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    root = str(Path(maa_core.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
 
 
 def _status_value(status, key: str):
@@ -76,31 +47,34 @@ def _status_value(status, key: str):
 
 def run_graph_walk(cfg: GraphWalkConfig, work_dir, progress=print) -> GraphWalk:
     from maa_core.go2.config import load_robot_config
-    from maa_core.go2.locomotion import metrics_from_log
 
-    work = Path(work_dir)
+    from . import qos
+    from .client import GraphClient
+
+    # paths go to other processes: absolute, so they mean the same there
+    cfg = replace(cfg, **{k: str(Path(getattr(cfg, k)).resolve()) for k in ("generator_dir", "prompt_bag", "wtw_run_dir")
+                          if getattr(cfg, k)})
+    work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     check(Path(cfg.prompt_bag).is_dir(), f"{cfg.prompt_bag}: no such prompt bag folder")
     check((Path(cfg.generator_dir) / "generator.json").is_file(), f"{cfg.generator_dir}: not a generator folder")
-    params = _params_file(cfg, work / "ros_params.yaml")
+    params = params_file(cfg, work / "ros_params.yaml")
     robot = load_robot_config("go2")
     old_domain = os.environ.get("ROS_DOMAIN_ID")
     os.environ["ROS_DOMAIN_ID"] = str(cfg.ros_domain)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = _child_env()
     obs_file = work / "observer.npz"
     obs_file.unlink(missing_ok=True)
     total = cfg.start_timeout_s + cfg.seconds + cfg.margin_s + 30
     observer = subprocess.Popen([sys.executable, "-m", "maa_core.go2.sim.observer", "--domain", str(cfg.dds_domain),
-                                 "--out", str(obs_file), "--seconds", str(total)], env=env, cwd=REPO,
+                                 "--out", str(obs_file), "--seconds", str(total)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=open(work / "observer.log", "w"))
     launch_log = work / "launch.log"
     graph = subprocess.Popen([sys.executable, "-m", "maa_ros.launcher", "launch", "go2_generate", "backend:=sim",
                               f"wtw_run_dir:={cfg.wtw_run_dir}", f"generator_dir:={cfg.generator_dir}",
                               f"prompt_bag:={cfg.prompt_bag}", f"config:={params}", "recorder:=false"],
-                             env=env, cwd=REPO, stdout=open(launch_log, "w"), stderr=subprocess.STDOUT)
-    from .client import GraphClient
-    from . import qos
+                             env=env, stdout=open(launch_log, "w"), stderr=subprocess.STDOUT)
 
     client = GraphClient("maa_demo_go2")
     try:
@@ -158,11 +132,5 @@ def run_graph_walk(cfg: GraphWalkConfig, work_dir, progress=print) -> GraphWalk:
             os.environ["ROS_DOMAIN_ID"] = old_domain
     check(obs_file.is_file(), f"observer wrote no log; see {work / 'observer.log'}")
     z = dict(np.load(obs_file))
-    # the longest stretch of RUN gains (an enable retried after a fault leaves a shorter one before it)
-    is_run = np.isclose(z["kp"], robot.control.kp).astype(int)
-    check(is_run.any(), f"the robot never ran the actor (no RUN gains in the log); see {launch_log}")
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], is_run, [0]])))
-    starts, stops = edges[0::2], edges[1::2]
-    start = float(z["t"][starts[np.argmax(stops - starts)]])
-    m = metrics_from_log(z["t"], z["pos"], z["quat"], z["foot"], start, cfg.seconds)
+    m, start = judge_log(z, robot.control.kp, cfg.seconds, str(launch_log))
     return GraphWalk(m, actor, swap_ms, gen_s, z, start)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maa_core.errors import MaaError, check
+from maa_core.resources import package_path, resolve
 
 PACKAGE = "maa_ros"
 
@@ -42,7 +43,7 @@ NODE_PARAMETERS: dict[str, dict[str, object]] = {
         "seed": 0,                      # base seed; "generate now" on the same prompt uses seed + attempt
         "screen": True,                 # validity screening (finite params/actions, action bound) + ranking
         "max_abs_action": 20.0,         # a candidate whose actions on the prompt states exceed this is invalid
-        "sim_screen": "",               # "" = none; a MetaWorld/Robosuite task, or "go2" (see maa_ros/screening.py)
+        "sim_screen": "",               # "" = none; a MetaWorld/Robosuite task, "go2" or "go2-walk" (serving/scorers.py)
         "sim_screen_steps": 200,
         "wtw_run_dir": "",              # sim_screen "go2": walk-these-ways run around the candidates
         "history_size": 5,              # actors kept for revert
@@ -134,11 +135,13 @@ def _bool(s: str) -> bool:
 GO2_ARGUMENTS = (
     Argument("backend", "sim", "Go2 backend", ("sim", "unitree")),
     Argument("network_interface", "", "unitree backend: network interface connected to the robot"),
-    Argument("generator_dir", "", "generator folder (PolicyGenerator.save_pretrained)"),
+    Argument("generator_dir", "go2-walk", "generator folder (PolicyGenerator.save_pretrained), or the name of one "
+             "the package ships in models/ (go2-walk: the locomotion generator); empty: the parameter file's"),
     Argument("wtw_run_dir", "", "walk-these-ways run folder: the actor until a generated one arrives"),
-    Argument("prompt_bag", "", "rosbag2 folder whose prompts are played once the generator listens"),
+    Argument("prompt_bag", "", "rosbag2 folder whose prompts are played once the generator listens, or the "
+             "name of one the package ships in bags/ (go2-walk: a recorded walk)"),
     Argument("prompt_topic", "", "topic to read in prompt_bag (empty: every Float32MultiArray topic)"),
-    Argument("config", "", "parameter YAML (empty: the package's config/go2.yaml)"),
+    Argument("config", "", "parameter YAML, or the name of one in the package's config/ (empty: go2.yaml)"),
     Argument("controller", "true", "start the Go2 controller node", ("true", "false")),
     Argument("recorder", "true", "start the prompt recorder node", ("true", "false")),
 )
@@ -153,8 +156,16 @@ def _generator_spec(generator_dir: str) -> str:
         return ""
 
 
+def _package_paths(a: dict[str, str]) -> dict[str, str]:
+    """Launch arguments that may name the package's own files, as paths: a path that exists is kept,
+    else `models/<name>`, `bags/<name>`, `config/<name>` of the checkout or the installed share folder
+    (so the defaults work after `colcon build` from any working directory)."""
+    kinds = {"generator_dir": "models", "prompt_bag": "bags", "config": "config"}
+    return {**a, **{k: str(resolve(a[k], kind)) for k, kind in kinds.items() if a[k]}}
+
+
 def go2_generate(args: dict[str, str]) -> list[NodeSpec]:
-    a = resolve_arguments(GO2_ARGUMENTS, args)
+    a = _package_paths(resolve_arguments(GO2_ARGUMENTS, args))
     cfg = a["config"] or str(config_path("go2.yaml"))
     check(Path(cfg).is_file(), f"launch argument config:={cfg}: no such parameter file")
     over = {k: a[k] for k in ("generator_dir", "wtw_run_dir") if a[k]}
@@ -200,16 +211,5 @@ def build(graph: str, args: dict[str, str]) -> list[NodeSpec]:
 
 
 def config_path(name: str) -> Path:
-    """A file of the package's config/: the installed share folder (colcon or pip), else the source tree."""
-    candidates = []
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        candidates.append(Path(get_package_share_directory(PACKAGE)) / "config" / name)
-    except Exception:  # not installed through ament (pip), or no ament_index_python at all
-        pass
-    candidates += [Path(__file__).resolve().parents[1] / "config" / name,
-                   Path(sys.prefix) / "share" / PACKAGE / "config" / name]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise MaaError(f"config/{name}: not found (looked in {', '.join(str(c.parent) for c in candidates)})")
+    """A file of the package's config/ (checkout or installed share folder)."""
+    return package_path("config", name)

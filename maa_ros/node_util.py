@@ -2,6 +2,9 @@
 reporter on /diagnostics, and a `main` that shuts down cleanly under Humble and Jazzy."""
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import sys
 
 import rclpy
@@ -93,28 +96,95 @@ class Health:
             pass
 
 
+class StopSignals:
+    """SIGINT/SIGTERM for a node: the first one stops it, later ones are ignored.
+
+    A terminal's Ctrl-C reaches a node of `ros2 launch` twice (the process group, then launch's own
+    SIGINT). Python's default handler raised the second KeyboardInterrupt inside `close()` (a sleep,
+    a thread join), which abandoned the cleanup and left native threads (simulator, DDS) running
+    into interpreter teardown: exit -11. Installed before `rclpy.init`, this handler is the one
+    rclpy's own handlers chain to after shutting the context down. launch still escalates to
+    SIGKILL if a node hangs, and every wait in `close()` is bounded."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.stopping = False
+
+    def install(self) -> "StopSignals":
+        for s in self.SIGNALS:
+            signal.signal(s, self._handle)
+        return self
+
+    def begin_shutdown(self) -> None:
+        self.stopping = True
+
+    def ignore(self) -> None:
+        """Once rclpy is shut down (its handlers removed): ignore them in the OS too, so that one
+        landing during interpreter teardown (which restores default handlers, not ignored ones)
+        cannot kill the process (exit -2)."""
+        for s in self.SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+
+    def _handle(self, signum, _frame) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise KeyboardInterrupt  # ends spin() or a slow constructor, as Python's default would
+
+
 def run(node_cls, args=None) -> int:
-    """Entry point body: init, spin until SIGINT/SIGTERM or external shutdown, clean up."""
-    # rclpy's own handlers (Humble and Jazzy) turn SIGINT/SIGTERM into a context shutdown, which
-    # ends spin() with ExternalShutdownException (or KeyboardInterrupt); do not replace them.
+    """Entry point body of a node process: init, spin until SIGINT/SIGTERM or external shutdown,
+    clean up, end the process (`end_process`): 0 on a signal or an external shutdown, 1 on an
+    error (one line on stderr)."""
+    signals = StopSignals().install()
+    # rclpy's handlers (Humble and Jazzy) turn SIGINT/SIGTERM into a context shutdown, which ends
+    # spin() with ExternalShutdownException, then call the handler above
     rclpy.init(args=args if args is not None else sys.argv)
-    node = None
+    node, code = None, 0
     try:
         node = node_cls()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except Exception as e:  # a bug, or a failure during construction: one line, exit 1
-        print(f"{node_cls.executable}: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            try:
-                node.close()
-            except Exception as e:  # report, still shut down
-                print(f"{node_cls.executable}: error while closing: {e}", file=sys.stderr)
+    except Exception as e:
+        # a signal shuts the context down under the executor, which may then fail to build its
+        # wait set (RCLError): a stop, not an error; anything else is a bug or a failure during
+        # construction: one line, exit 1
+        if rclpy.ok() and not signals.stopping:
+            print(f"{node_cls.executable}: error: {type(e).__name__}: {e}", file=sys.stderr)
+            code = 1
+    signals.begin_shutdown()
+    # no signal interrupts the cleanup from here on, and no rclpy call is made on the (possibly
+    # shut down) context besides destroying the node's handles
+    if node is not None:
+        try:
+            node.close()
+        except Exception as e:  # report, still shut down
+            print(f"{node_cls.executable}: error while closing: {e}", file=sys.stderr)
+            code = code or 1
+        try:
             node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+        except Exception as e:
+            print(f"{node_cls.executable}: error while destroying the node: {e}", file=sys.stderr)
+    rclpy.try_shutdown()
+    signals.ignore()
+    end_process(code)
+    return code  # not reached
 
+
+def end_process(code: int) -> None:
+    """Ends the process right after the node's cleanup, without interpreter teardown: with torch
+    and MuJoCo loaded (some 1300 modules) teardown takes seconds on a loaded machine, past
+    launch's 5 s SIGINT -> SIGTERM escalation, and a native thread still running into it (a
+    generation or a simulator step that outlived its join timeout) can crash it (exit -11).
+    Everything a node must finish happens in `close()`; stdio buffers are flushed here."""
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except Exception:  # a closed pipe: nothing more to say
+            pass
+    try:  # C-level buffers (DDS, MuJoCo and rcutils write there)
+        ctypes.CDLL(None).fflush(None)
+    except Exception:
+        pass
+    os._exit(code)

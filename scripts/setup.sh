@@ -12,6 +12,8 @@ if [ -f "$stamp" ]; then exit 0; fi
 # Debian packages: only the missing ones, only as root.
 apt_need=()
 dpkg -s cyclonedds-dev >/dev/null 2>&1 || apt_need+=(cyclonedds-dev)
+# OSMesa: MuJoCo renders the demo's video offscreen on the CPU (MUJOCO_GL=osmesa)
+dpkg -s libosmesa6 >/dev/null 2>&1 || apt_need+=(libosmesa6)
 if [ ${#apt_need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "[setup] apt-get install ${apt_need[*]}"

@@ -70,9 +70,16 @@ def test_tampered_and_truncated_shards(tmp_path):
     shard.write_bytes(bytes(data))
     with pytest.raises(MaaError, match="checksum mismatch"):
         PolicyDataset(tmp_path, verify=True)
-    shard.write_bytes(bytes(data[: len(data) // 2]))
-    with pytest.raises(MaaError, match="not a readable safetensors shard"):
+    # without verify=True the checksum is checked when a shard is first used (training, evaluation)
+    with pytest.raises(MaaError, match="checksum mismatch"):
         PolicyDataset(tmp_path)[0]
+    with pytest.raises(MaaError, match="checksum mismatch"):
+        PolicyDataset(tmp_path).params()
+    shard.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(MaaError, match="checksum mismatch"):
+        PolicyDataset(tmp_path)[0]
+    with pytest.raises(MaaError, match="not a readable safetensors shard"):  # the writer side opens shards unverified
+        DatasetWriter(tmp_path, SPEC)
 
 
 def test_manifest_problems(tmp_path):

@@ -204,7 +204,7 @@ def test_start_freezes_the_start_up_objects_for_the_garbage_collector(shared_dir
 def test_run_starts_after_settling_at_the_policy_gains_with_the_clock_restarted(running):
     """STAND_UP -> RUN: the last `settle_s` of standing at control.kp/kd (not stand.kp/kd), and the actor's
     first step sees the gait-clock phase of training (WtwSimEnv.reset + 30 warm-up steps: 31 clock steps)."""
-    from maa_core.go2.walk import WalkCriteria
+    from maa_core.go2.verdict import WalkCriteria
     from maa_core.go2.wtw import ObservationBuilder
 
     ctl, _ = running
@@ -221,3 +221,57 @@ def test_run_starts_after_settling_at_the_policy_gains_with_the_clock_restarted(
     for _ in range(n + 1):
         b.step_clock()
     np.testing.assert_allclose(recs[first_run].observation[b.sl_clock], b.clock, atol=1e-6)
+
+
+def test_malformed_blobs_are_refused_and_a_valid_actor_still_swaps_in(running):
+    """A blob that breaks the decoder (deep nesting, bad JSON, unknown dtype, truncated, wrong size) is a
+    one-line refusal, counted in diagnostics; the running actor is kept and the validator goes on."""
+    from blob_mutations import malformed_blobs
+    ctl, _ = running
+    spec = get_spec("go2-wtw")
+    good = ActorBlob(spec, (np.random.default_rng(5).normal(size=spec.num_params) * 0.002).astype(np.float32), "after")
+    cases = malformed_blobs(good.to_bytes())
+    assert {"nested-header", "nested-extra", "invalid-header", "invalid-extra", "dtype-BF16", "truncated",
+            "wrong-size"} <= set(cases)
+    for name, data in cases.items():
+        r = ctl.submit_actor(data).wait(10)
+        assert r is not None and not r.accepted, name
+        assert r.reason and "\n" not in r.reason, (name, r.reason)
+        assert ctl.mode == Mode.RUN and ctl.active_generation == "good", name
+    d = ctl.diagnostics()
+    assert d["refused"] == len(cases) and d.get("validator_errors", 0) == 0
+    r = ctl.submit_actor(good.to_bytes()).wait(10)
+    assert r is not None and r.accepted, r.reason
+    _settle(ctl)
+    assert ctl.active_generation == "after" and ctl.mode == Mode.RUN
+
+
+def test_an_unexpected_validator_error_refuses_that_actor_and_the_thread_goes_on(running, monkeypatch):
+    ctl, _ = running
+    calls = []
+
+    def broken(cand):
+        calls.append(cand.generation_id)
+        raise AssertionError("a bug in a check")
+    monkeypatch.setattr(ctl, "_checks", broken)
+    r = ctl.submit_actor(const_blob(0.2, "victim")).wait(10)
+    assert r is not None and not r.accepted and r.reason == "actor: validator error (AssertionError: a bug in a check)"
+    monkeypatch.undo()
+    assert ctl.submit_actor(const_blob(0.2, "next")).wait(10).accepted
+    assert calls == ["victim"] and ctl.counters["validator_errors"] == 1
+
+
+@pytest.mark.parametrize("exc", [RecursionError("maximum recursion depth exceeded while decoding a JSON array"),
+                                 KeyError("BF16"), MemoryError()])
+def test_any_decoder_error_is_a_counted_refusal(running, monkeypatch, exc):
+    """Whatever the blob decoder raises (not only MaaError) is a one-line refusal counted as a decode error."""
+    ctl, _ = running
+
+    def broken(data, *a, **k):
+        raise exc
+    monkeypatch.setattr(ActorBlob, "parse_unverified", staticmethod(broken))
+    r = ctl.submit_actor(const_blob(0.2, "x").to_bytes()).wait(10)
+    assert not r.accepted and r.reason.startswith(f"actor blob: cannot be decoded ({type(exc).__name__}")
+    assert "\n" not in r.reason and ctl.counters["decode_errors"] == 1 and ctl.active_generation == "good"
+    monkeypatch.undo()
+    assert ctl.submit_actor(const_blob(0.2, "next").to_bytes()).wait(10).accepted

@@ -13,7 +13,8 @@ import yaml
 
 from maa_core.actor_io import ActorBlob
 from maa_core.errors import MaaError
-from maa_core.go2.config import CONFIG_DIR, load_robot_config, robot_config_from_dict
+from maa_core.go2.config import load_robot_config, robot_config_from_dict
+from maa_core.resources import package_path
 from maa_core.go2.joints import JointMap
 from maa_core.go2.safety import Supervisor, tilt_angle
 from maa_core.go2.state import LowState, MotorCommand
@@ -53,7 +54,7 @@ def test_robot_configs_resolve_per_joint(go2):
     (lambda d: d["joystick"].update(estop_keys=["Z"]), None),  # caught when the controller builds masks
 ])
 def test_malformed_robot_config_is_one_clear_line(edit, msg):
-    d = yaml.safe_load((CONFIG_DIR / "go2_robot.yaml").read_text())
+    d = yaml.safe_load(package_path("config", "go2_robot.yaml").read_text())
     edit(d)
     if msg is None:
         from maa_core.go2.state import Joystick

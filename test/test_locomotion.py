@@ -10,13 +10,15 @@ import pytest
 import torch
 
 from maa_core.collect.jobs import Job, run_jobs
-from maa_core.collect.locomotion import (BaseStudentConfig, LocoDistillConfig, distill_locomotion_run, make_env,
-                                         train_base_student)
+from maa_core.collect.go2_walk import BaseStudentConfig, LocoDistillConfig, gait_for_seed, train_base_student
+from maa_core.collect.go2_walk import go2_walk_run as distill_locomotion_run
+from maa_core.go2.sim.env import make_env
 from maa_core.dataset import DatasetWriter, PolicyDataset, PolicyRecord
 from maa_core.errors import MaaError
 from maa_core.go2.gait import GaitExpert, GaitParams, GaitRange, LegKinematics, LEG_NAMES
-from maa_core.go2.locomotion import metrics_from_log
-from maa_core.go2.walk import step_frequency, walk
+from maa_core.go2.verdict import metrics_from_log, step_frequency
+from maa_core.go2.walk import walk
+from maa_core.serving.scorers import make_scorer
 from maa_core.specs import get_spec
 from maa_core.trajectory import Trajectory
 
@@ -61,43 +63,56 @@ def test_expert_walks_with_wtw_gains(env_ad, gait):
 
 def test_distillation_learns_walking_students(env_ad, shared_dir, tmp_path):
     """A small shared base student (multi-gait DAgger), then one run distilling its own gait on top
-    of the frozen base layer: imitation error drops far below the untrained net's, and students walk."""
+    of the frozen base layer: imitation errors drop far below the untrained net's and the base's, and the
+    run's best student walks.
+
+    Verdicts with margin on any x86 CPU (#14; margins measured over 10 numerical variants: MKL_CBWR,
+    ATEN_CPU_CAPABILITY, 1/2 threads, perturbed initial weights). Deliberately not asserted, because at this
+    budget they are one chaotic rollout: whether the base student walks (it cannot observe the gait, so its
+    eval walks of the 3 gaits are one walk: 0/3 or 3/3 by kernel), and the screening start straight from
+    the stand pose (not the start students train from; 2 of 10 variants fell there)."""
     env, ad = env_ad
     wtw = str(shared_dir / "wtw")
     spec = get_spec("go2-walk")
     base = tmp_path / "base.npy"
     info = train_base_student(base, LocoDistillConfig(wtw_dir=wtw),
                               BaseStudentConfig(gaits=3, demos=3, rounds=3, updates_per_round=1000))
-    probe = walk(env, ad, None, 4.0, expert=GaitExpert(env, GaitRange().sample(np.random.default_rng(7))), inputs=True)
-    x, y = torch.from_numpy(probe.inputs), torch.from_numpy(probe.labels)
-    with torch.no_grad():
-        err0 = ((spec.build()(x) - y) ** 2).mean().item()
-        err_base = ((spec.unflatten(np.load(base))(x) - y) ** 2).mean().item()
-    assert err_base < 0.25 * err0, (err_base, err0)  # on a gait it never saw
-    assert info["walked"] >= 2, info
+    assert np.isfinite(info["losses"]).all()
+
+    def imitation_error(params, gait):  # MSE to the expert's actions along the expert's own walk
+        probe = walk(env, ad, None, 4.0, expert=GaitExpert(env, gait), inputs=True)
+        x, y = torch.from_numpy(probe.inputs), torch.from_numpy(probe.labels)
+        with torch.no_grad():
+            return [((spec.build()(x) if p is None else spec.unflatten(p)(x)) - y).pow(2).mean().item() for p in params]
+
+    b = np.load(base)
+    err0, err_base = imitation_error([None, b], GaitRange().sample(np.random.default_rng(7)))
+    assert err_base < 0.1 * err0, (err_base, err0)  # on a gait it never saw (measured 0.017-0.023 x)
     ckpts = []
     s = distill_locomotion_run(3, 2, 0, {"wtw_dir": wtw, "base": str(base), "rounds": 2},
                                emit_checkpoint=ckpts.append)
     assert s["checkpoints"] == 2 and len(ckpts) == 2
     n0 = spec.trunk[0].num_params
-    b = np.load(base)
-    assert np.array_equal(ckpts[-1].params[:n0], b[:n0])        # the shared layer stays frozen
-    assert not np.allclose(ckpts[-1].params[n0:], b[n0:])       # the rest learned this run's gait
+    assert all(np.array_equal(c.params[:n0], b[:n0]) for c in ckpts)  # the shared layer stays frozen
+    # the rest learned this run's gait: imitation of it well below the base's (measured 0.14-0.30 x)
+    errs = imitation_error([b] + [c.params for c in ckpts], gait_for_seed(3))
+    assert min(errs[1:]) < 0.6 * errs[0], errs
     best = max(ckpts, key=lambda c: (not c.extra["fell"], c.extra["speed"]))
-    assert not best.extra["fell"] and best.extra["speed"] >= 0.4, [c.extra for c in ckpts]
+    assert not best.extra["fell"] and best.extra["speed"] >= 0.4, [c.extra for c in ckpts]  # measured 0.58-0.60
     r = walk(env, ad, lambda t: spec.unflatten(best.params)(t)[0].numpy(), 8.0)
-    assert r.walks(), r.summary()
-    # the generator node's "go2-walk" screening ranks it as a walker (both starts), an untrained actor not
-    from maa_ros.screening import make_rollout
-    score = make_rollout("go2-walk", 400, spec, wtw)
-    assert score(spec.unflatten(best.params)) >= 1.4   # stays up 8 s from both starts, >= 0.4 m/s forward
+    assert r.walks(), r.summary()  # measured 0.59-0.62 m/s
+    # the generator node's "go2-walk" screening ranks it as a walker (from the start it trained for:
+    # after standing 30 steps; measured 1.59-1.62), an untrained actor not
+    score = make_scorer("go2-walk", 400, spec, wtw)
+    score.warmups = (30,)
+    assert score(spec.unflatten(best.params)) >= 1.4   # stays up 8 s, >= 0.4 m/s forward
     assert score(spec.build()) < 1.4
 
 
 def test_dataset_records_round_trip(tmp_path, shared_dir):
     cfg = json.dumps({"demos": 1, "demo_seconds": 3.0, "rounds": 1, "updates_per_round": 20, "eval_seconds": 3.0,
                       "wtw_dir": str(shared_dir / "wtw")}, sort_keys=True)
-    jobs = [Job("go2-walk", 5, "gait", 1, 1, cfg)]
+    jobs = [Job("go2-walk", 5, "go2-walk", 1, 1, cfg)]
     out = run_jobs(jobs, tmp_path, spec_name="go2-walk")
     assert out[0]["checkpoints"] == 1 and out[0]["prompts"] == 1
     for kind in ("checkpoints", "prompts"):
@@ -180,13 +195,13 @@ def test_metrics_and_bad_input():
         LocoDistillConfig.from_dict({"roundz": 3})
     with pytest.raises(MaaError, match="unknown policy spec"):
         distill_locomotion_run(0, 1, 0, {"spec": "nope"})
-    r = subprocess.run([sys.executable, "-m", "maa_core.collect.locomotion", "--runs", "-1", "--out", "/tmp/x"],
+    r = subprocess.run([sys.executable, "-m", "maa_core.collect.go2_walk", "--runs", "-1", "--out", "/tmp/x"],
                        capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and r.stderr.strip().startswith("maa: error:") and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_demo_config_errors(tmp_path):
-    from maa_ros.demo_go2 import Go2DemoConfig
+    from maa_core.demos.go2 import Go2DemoConfig
     p = tmp_path / "d.yaml"
     p.write_text("data_dir: x\nwalk_secs: 3\n")
     with pytest.raises(MaaError, match="unknown key"):
@@ -203,7 +218,7 @@ def test_shipped_generator_is_what_the_demo_config_trains(tmp_path):
     from dataclasses import replace
 
     from maa_core.pipeline import PolicyGenerator
-    from maa_ros.demo_go2 import Go2DemoConfig, generator_config, trained_generator
+    from maa_core.demos.go2 import Go2DemoConfig, generator_config, trained_generator
 
     cfg = Go2DemoConfig.load(REPO / "config/demo_go2.yaml")
     shipped = REPO / cfg.pretrained

@@ -34,7 +34,8 @@ def const_blob(value, gid, spec="go2-wtw"):
 
 @pytest.fixture(scope="module")
 def go2_graph(tmp_path_factory, shared_dir):
-    from maa_ros.client import GraphClient, untrained_generator
+    from maa_core.serving.untrained import untrained_generator
+    from maa_ros.client import GraphClient
     wtw = shared_dir / "wtw"
     if not (wtw / "adaptation_module_latest.jit").is_file():
         pytest.skip(f"{wtw}: no walk-these-ways run")

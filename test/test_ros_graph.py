@@ -42,16 +42,16 @@ def make_traj(gen_dims, T, seed, success=True):
 
 @pytest.fixture(scope="module")
 def setup_dir(tmp_path_factory):
-    from maa_ros.client import untrained_generator
+    from maa_core.serving.untrained import untrained_generator
     d = tmp_path_factory.mktemp("maa_ros_graph")
     gen = untrained_generator("metaworld-sac", folder=d / "gen")
     info = {"dir": d, "spec": gen.spec, "T": gen.prompt_length, "dims": (gen.obs_dim, gen.act_dim)}
     cfg = yaml.safe_load((REPO / "config" / "go2.yaml").read_text())
     cfg["maa_generator"]["ros__parameters"].update(num_candidates=3, max_prompt_values=20000)
-    # prompts 0.5 s apart: the ACTOR topic's writer keeps only the newest actor (depth 1, latched), so an
-    # actor published while the one before is still in flight can replace it; a reader sees every actor
-    # only when they do not overlap (at 20 Hz, `make test` once lost the first of two)
-    cfg["maa_bag_player"]["ros__parameters"].update(rate=2.0, wait_for_subscribers=2)
+    # prompts 50 ms apart, so the two actors overlap: the ACTOR topic keeps only the newest actor (depth 1,
+    # latched) and a reader may never see the first; the tests read each generation from the generator's
+    # reports on /diagnostics and an actor's bytes only once it is the one in force (see `actor_in_force`)
+    cfg["maa_bag_player"]["ros__parameters"].update(rate=20.0, wait_for_subscribers=2)
     cfg["maa_prompt_recorder"]["ros__parameters"].update(window=info["T"], stride=info["T"], save_dir=str(d / "saved"))
     (d / "params.yaml").write_text(yaml.safe_dump(cfg))
     info["bag_items"] = [make_traj(info["dims"], info["T"] + i, seed=i, success=i % 2 == 0) for i in range(2)]
@@ -96,25 +96,96 @@ def decoded(actors):
     return [ActorBlob.from_bytes(b) for _, b in actors]  # verifies format, NaN and checksum
 
 
+GENERATOR = "maa_ros/maa_generator"
+_IN_FORCE = re.compile(r"(published|reverted to) actor (\S+)")
+
+
 def generator_errors(client, since=0):
     with client.lock:
-        return [s for s in client.diagnostics[since:] if s.name == "maa_ros/maa_generator" and s.level == b"\x02"]
+        return [s for s in client.diagnostics[since:] if s.name == GENERATOR and s.level == b"\x02"]
+
+
+def generator_events(client):
+    """The generator's 'published actor' / 'reverted to actor' reports, in order, as (kind, generation id, values).
+    /diagnostics is reliable with a 10-deep history and carries one status per event, so the client gets every
+    one; the periodic repeats of a status (same message, same counters) are dropped."""
+    with client.lock:
+        statuses = [s for s in client.diagnostics if s.name == GENERATOR]
+    events, seen = [], set()
+    for s in statuses:
+        m = _IN_FORCE.match(s.message)
+        if not m:
+            continue
+        kv = {v.key: v.value for v in s.values}
+        key = (s.message, kv.get("actors_published"), kv.get("reverts"))
+        if key not in seen:
+            seen.add(key)
+            events.append((m.group(1), m.group(2), kv))
+    return events
+
+
+def generations(client) -> list[dict]:
+    """Every actor the generator published: {generation_id, prompt_id, checksum}, in publication order."""
+    return [{k: kv[k] for k in ("generation_id", "prompt_id", "checksum")}
+            for kind, gid, kv in generator_events(client) if kind == "published" and kv.get("generation_id") == gid]
+
+
+def wait_generation(client, prompt_id, known=(), timeout=60) -> dict:
+    """The first generation for `prompt_id` whose id is not in `known` (waits for it)."""
+    def new():
+        return [g for g in generations(client) if g["prompt_id"] == prompt_id and g["generation_id"] not in known]
+    assert _wait(lambda: bool(new()), timeout), (prompt_id, [s.message for s in client.diagnostics[-10:]])
+    return new()[0]
+
+
+def actor_in_force(client, gen: dict, timeout=30):
+    """(blob, bytes) of `gen`'s actor once it is the newest actor the client holds. The actor topic is latched and
+    reliable: the actor in force, with nothing newer published, reaches every reader (one in between may not)."""
+    last = []
+
+    def arrived():
+        with client.lock:
+            data = client.actors[-1][1] if client.actors else None
+        if data is not None and (not last or last[1] is not data):
+            last[:] = [ActorBlob.from_bytes(data), data]  # verifies format, NaN and checksum
+        return bool(last) and last[0].checksum == gen["checksum"]
+    assert _wait(arrived, timeout), (gen, last[0].generation_id if last else None)
+    blob = last[0]
+    assert (blob.generation_id, blob.prompt_id) == (gen["generation_id"], gen["prompt_id"])
+    return blob, last[1]
+
+
+def known_ids(client) -> set:
+    return {g["generation_id"] for g in generations(client)}
+
+
+def check_actor(graph, blob):
+    graph["spec"].check_compatible(blob.spec)
+    assert blob.actor().act(np.zeros((1, graph["spec"].obs_dim), np.float32)).shape == (1, graph["spec"].act_dim)
 
 
 def test_bag_replays_into_identical_prompts_and_actors(graph):
     c = graph["client"]
-    actors = c.wait_actors(2, timeout=60)
-    assert len(actors) >= 2, graph["log"].read_text()[-3000:]
+    want = [prompts.prompt_id(t) for t in graph["bag_items"]]
+    assert _wait(lambda: len(generations(c)) >= 2, 60), graph["log"].read_text()[-3000:]
+    gens = generations(c)
+    assert [g["prompt_id"] for g in gens] == want  # one actor per bag prompt, in bag order
+    assert _wait(lambda: len(c.prompts["maa/prompt"]) >= 2, 10)
     with c.lock:
         got = [prompts.from_message(m) for m in c.prompts["maa/prompt"]]
-    for want, g in zip(graph["bag_items"], got):
-        assert np.array_equal(want.states, g.states) and np.array_equal(want.actions, g.actions)
-        assert (want.success is None and g.success is None) or np.array_equal(want.success, g.success)
-    blobs = decoded(actors[:2])
-    assert [b.prompt_id for b in blobs] == [prompts.prompt_id(t) for t in graph["bag_items"]]
-    for b in blobs:
-        graph["spec"].check_compatible(b.spec)
-        assert b.actor().act(np.zeros((1, graph["spec"].obs_dim), np.float32)).shape == (1, graph["spec"].act_dim)
+    assert len(got) == 2
+    for w, g in zip(graph["bag_items"], got):
+        assert np.array_equal(w.states, g.states) and np.array_equal(w.actions, g.actions)
+        assert (w.success is None and g.success is None) or np.array_equal(w.success, g.success)
+    # the second actor is in force; the first may have been replaced in flight (depth 1): ~/revert puts it back
+    second, _ = actor_in_force(c, gens[1])
+    r = c.call("/maa_generator/revert")
+    assert r.success and gens[0]["generation_id"] in r.message, r.message
+    first, _ = actor_in_force(c, gens[0])
+    for b in (first, second):
+        check_actor(graph, b)
+    # anything else the client received was one of the two, bit for bit
+    assert {b.checksum for b in decoded(c.actors)} <= {first.checksum, second.checksum}
 
 
 def test_mcap_bag_replays_through_play_service(graph):
@@ -136,30 +207,32 @@ def test_mcap_bag_replays_through_play_service(graph):
     assert len(got) == 2
     for want, g in zip(graph["mcap_items"], got):
         assert np.array_equal(want.states, g.states) and np.array_equal(want.success, g.success)
+    for t in graph["mcap_items"]:  # each yields an actor (and no generation is left in flight for the next test)
+        wait_generation(c, prompts.prompt_id(t), timeout=60)
 
 
 def test_prompt_on_topic_yields_actor_with_spec_and_checksum(graph):
     c = graph["client"]
-    n = len(c.wait_actors(4, timeout=30))
+    known = known_ids(c)
     t = make_traj(graph["dims"], graph["T"] + 3, seed=99)
     c.publish_prompt(t)
-    actors = c.wait_actors(n + 1, timeout=30)
-    assert len(actors) == n + 1
-    blob = decoded(actors[-1:])[0]
+    gen = wait_generation(c, prompts.prompt_id(t), known)
+    blob, _ = actor_in_force(c, gen)
     assert blob.prompt_id == prompts.prompt_id(t) and blob.generation_id.startswith("maa_generator-")
+    assert blob.checksum == gen["checksum"]
     graph["spec"].check_compatible(blob.spec)
-    st = c.wait_diagnostic(lambda s: s.name == "maa_ros/maa_generator" and blob.generation_id in s.message)
-    assert {kv.key: kv.value for kv in st.values}["checksum"] == blob.checksum
 
 
 def test_late_joiner_receives_the_current_actor(graph):
     from maa_ros.client import GraphClient
-    last = graph["client"].wait_actors(5, timeout=30)[-1][1]
+    c = graph["client"]
+    _, gid, _ = generator_events(c)[-1]  # the actor in force: the last one published or reverted to
+    _, data = actor_in_force(c, next(g for g in generations(c) if g["generation_id"] == gid))
     late = GraphClient("maa_test_late")
     try:
         got = late.wait_actors(1, timeout=20)
         time.sleep(0.5)
-        assert len(late.actors) == 1 and got[0][1] == last
+        assert len(late.actors) == 1 and got[0][1] == data
     finally:
         late.close()
 
@@ -182,7 +255,6 @@ def bad_prompt_messages(dims, T):
 
 def test_malformed_prompts_are_reported_and_the_node_keeps_working(graph):
     c = graph["client"]
-    n_actors = len(c.wait_actors(5, timeout=30))
     with c.lock:
         since = len(c.diagnostics)
     cases = bad_prompt_messages(graph["dims"], graph["T"])
@@ -198,23 +270,26 @@ def test_malformed_prompts_are_reported_and_the_node_keeps_working(graph):
     for words in cases:
         assert any(words in m for m in msgs), (words, msgs)
     assert all("\n" not in m for m in msgs)
+    known = known_ids(c)
     t = make_traj(graph["dims"], graph["T"], seed=123)
     c.publish_prompt(t)
-    actors = c.wait_actors(n_actors + 1, timeout=30)
-    assert len(actors) == n_actors + 1 and decoded(actors[-1:])[0].prompt_id == prompts.prompt_id(t)
+    blob, _ = actor_in_force(c, wait_generation(c, prompts.prompt_id(t), known))
+    check_actor(graph, blob)
 
 
 def test_generate_now_and_revert(graph):
     c = graph["client"]
-    n = len(c.wait_actors(6, timeout=30))
-    before = decoded(c.actors[-1:])[0]
+    _, gid, _ = generator_events(c)[-1]
+    before, _ = actor_in_force(c, next(g for g in generations(c) if g["generation_id"] == gid))
+    known = known_ids(c)
     r = c.call("/maa_generator/generate_now")
     assert r.success, r.message
-    after = decoded(c.wait_actors(n + 1, timeout=30)[-1:])[0]
+    after, _ = actor_in_force(c, wait_generation(c, before.prompt_id, known))
     assert after.prompt_id == before.prompt_id and after.checksum != before.checksum  # next seed
     r = c.call("/maa_generator/revert")
     assert r.success and before.generation_id in r.message
-    reverted = decoded(c.wait_actors(n + 2, timeout=30)[-1:])[0]
+    reverted, _ = actor_in_force(c, {"generation_id": before.generation_id, "prompt_id": before.prompt_id,
+                                     "checksum": before.checksum})
     assert reverted.generation_id == before.generation_id and reverted.checksum == before.checksum
 
 
@@ -239,19 +314,24 @@ def test_prompt_recorder_windows_send_and_save(graph):
     for i in range(len(t)):
         steps_pub.publish(prompt_to_msg(Trajectory(t.states[i:i + 1], t.actions[i:i + 1], t.success[i:i + 1])))
         time.sleep(0.005)
+    # 3 windows when every (best-effort) step arrives; at least 2
     assert _wait(lambda: len(c.prompts["maa/recorded_prompts"]) >= 2, 20)
-    with c.lock:
-        windows = [prompts.from_message(m) for m in c.prompts["maa/recorded_prompts"]]
-    assert all(len(w) == T for w in windows)
-    n = len(c.actors)
+
+    def windows():
+        with c.lock:
+            return [prompts.from_message(m) for m in c.prompts["maa/recorded_prompts"]]
+    known = known_ids(c)
     r = c.call("/maa_prompt_recorder/send_prompt")
     assert r.success, r.message
-    blob = decoded(c.wait_actors(n + 1, timeout=30)[-1:])[0]
-    assert blob.prompt_id == prompts.prompt_id(windows[-1])
+    sent = r.message.split()[-1]  # "sent prompt <id>": the newest window
+    assert _wait(lambda: sent in [prompts.prompt_id(w) for w in windows()], 10), (sent, r.message)
+    blob, _ = actor_in_force(c, wait_generation(c, sent, known))
+    assert blob.prompt_id == sent
     r = c.call("/maa_prompt_recorder/save")
     assert r.success, r.message
-    saved = prompts.read_prompts_from_bag(r.message.split(" to ")[-1])
-    assert [p for p, _ in saved] == [prompts.prompt_id(w) for w in windows]
+    saved = [p for p, _ in prompts.read_prompts_from_bag(r.message.split(" to ")[-1])]
+    assert saved[-1] == sent and _wait(lambda: saved == [prompts.prompt_id(w) for w in windows()], 10), saved
+    assert len(saved) >= 2 and all(len(w) == T for w in windows())
     c.node.destroy_publisher(steps_pub)
 
 

@@ -12,10 +12,12 @@ import yaml
 
 from maa_core.actor_io import ActorBlob
 from maa_core.errors import MaaError
+from maa_core.resources import package_path
 from maa_core.specs import get_spec
 from maa_core.trajectory import Trajectory
 from maa_ros import launch_spec
-from maa_ros.generation import ActorHistory, Engine, screen
+from maa_core.serving.engine import ActorHistory, Engine
+from maa_core.serving.screening import screen
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +89,7 @@ def test_prompt_message_round_trip_rclpy_types():
 @pytest.fixture(scope="module")
 def tiny_gen():
     import torch
-    from maa_ros.client import untrained_generator
+    from maa_core.serving.untrained import untrained_generator
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 2-core machine shared with other test runs: extra OpenMP threads only spin
     yield untrained_generator("metaworld-sac")
@@ -126,24 +128,25 @@ def test_screening_rejects_invalid_candidates(tiny_gen):
 
 def test_simulator_rollout_screening(shared_dir):
     import torch
-    from maa_ros.screening import make_rollout
+    from maa_core.serving.scorers import make_scorer
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         spec = get_spec("go2-wtw")
-        roll = make_rollout("go2", 50, spec, str(shared_dir / "wtw"))
+        roll = make_scorer("go2", 50, spec, str(shared_dir / "wtw"))
         params = np.zeros((2, spec.num_params), np.float32)
         params[1, -spec.act_dim:] = 3.0  # every joint far off its default: the Go2 collapses
         p = Trajectory(np.zeros((4, 70)), np.zeros((4, 12)))  # Go2 step rows: not actor inputs
-        sc = screen(spec, params, p, max_abs_action=10.0, rollout=roll)
+        sc = screen(spec, params, p, max_abs_action=10.0, scorer=roll)
         assert sc.score[0] == 1.0 and sc.score[1] < 1.0 and sc.best == 0
         mw = get_spec("metaworld-sac")
-        score = make_rollout("reach", 20, mw)(mw.unflatten(np.zeros(mw.num_params, np.float32)))
+        score = make_scorer("reach", 20, mw)(mw.unflatten(np.zeros(mw.num_params, np.float32)))
         assert np.isfinite(score)
         with pytest.raises(MaaError, match="unknown MetaWorld task"):
-            make_rollout("no-such-task", 20, mw)
-        with pytest.raises(MaaError, match="wtw_run_dir"):
-            make_rollout("go2", 20, spec, "")
+            make_scorer("no-such-task", 20, mw)
+        make_scorer("go2", 20, spec, "")  # "" = the shipped adaptation module (models/go2-adaptation)
+        with pytest.raises(MaaError, match="no-such-run"):
+            make_scorer("go2", 20, spec, str(shared_dir / "no-such-run"))
     finally:
         torch.set_num_threads(threads)
 
@@ -151,7 +154,7 @@ def test_simulator_rollout_screening(shared_dir):
 def test_worker_keeps_order_and_drops_the_oldest_waiting_prompt():
     import threading
     import time
-    from maa_ros.generation import Worker
+    from maa_core.serving.engine import Worker
     gate, done = threading.Event(), []
 
     class SlowEngine:
@@ -276,7 +279,24 @@ def test_controller_takes_the_generators_spec():
     go2-walk actors, which a go2-wtw controller would refuse); no readable generator.json: config/go2.yaml's."""
     ctl = lambda args: next(n for n in launch_spec.build("go2_generate", args) if n.name == "maa_go2_controller")  # noqa: E731
     assert ctl({"generator_dir": str(REPO / "models/go2-walk")}).parameters["spec"] == "go2-walk"
-    assert "spec" not in ctl({"generator_dir": "/nonexistent"}).parameters and "spec" not in ctl({}).parameters
+    assert "spec" not in ctl({"generator_dir": "/nonexistent"}).parameters
+    assert "spec" not in ctl({"generator_dir": ""}).parameters  # empty: the parameter file's generator
+    assert ctl({}).parameters["spec"] == "go2-walk"  # the default: the shipped generator
+
+
+def test_launch_arguments_name_the_packages_own_files(tmp_path, monkeypatch):
+    """generator_dir defaults to the shipped generator; names resolve to models/, bags/, config/ of the
+    package from any working directory; an existing path is kept as given."""
+    monkeypatch.chdir(tmp_path)
+    nodes = {n.name: n for n in launch_spec.build("go2_generate", {"prompt_bag": "go2-walk", "config": "go2.yaml"})}
+    gen = nodes["maa_generator"]
+    assert Path(gen.parameters["generator_dir"]) == package_path("models", "go2-walk")
+    assert (Path(gen.parameters["generator_dir"]) / "generator.json").is_file()
+    assert Path(nodes["maa_bag_player"].parameters["bag"]) == package_path("bags", "go2-walk")
+    assert Path(gen.params_file) == package_path("config", "go2.yaml")
+    (tmp_path / "go2-walk").mkdir()  # a folder of that name where the user stands wins
+    nodes = {n.name: n for n in launch_spec.build("go2_generate", {"prompt_bag": "go2-walk"})}
+    assert nodes["maa_bag_player"].parameters["bag"] == "go2-walk"
 
 
 @pytest.mark.parametrize("argv,words", [

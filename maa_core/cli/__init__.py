@@ -1,11 +1,14 @@
 """`maa` command line. Each subcommand lives in its own module with `add_parser(sub)` and `run(args)`.
 
-Bad input (MaaError) prints one line `maa: error: ...` and exits with code 2.
+Bad input (MaaError) prints one line `maa: error: ...` and exits with code 2. Any other exception is
+a bug of ours: one line `maa: internal error: ...` and exit 1; `MAA_DEBUG=1` shows its traceback
+(and the traceback of a MaaError too).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import MaaError
@@ -20,6 +23,7 @@ SUBCOMMANDS = {
     "collect": "collect",
     "demo": "demo",
     "go2-sim": "go2_sim",
+    "adaptation": "adaptation",
 }
 
 
@@ -41,14 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = os.environ.get("MAA_DEBUG", "") not in ("", "0")
     try:
         return int(args._run(args) or 0)
     except MaaError as e:
-        print(f"maa: error: {e}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"maa: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("maa: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # last resort for our own bugs: bad input is converted to MaaError where it is parsed
+        if debug:
+            raise
+        print(f"maa: internal error: {type(e).__name__}: {_one_line(e)} (MAA_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ def add_parser(sub, name: str):
 
 
 def _recipe_from_args(args) -> dict:
+    import re
+
     import yaml
 
     from ..collect import load_recipe
@@ -35,7 +37,9 @@ def _recipe_from_args(args) -> dict:
             raise MaaError("give either --config or --tasks, not both")
     else:
         check(args.tasks, "give a recipe (--config) or --tasks")
-        seeds = args.seeds
+        seeds = args.seeds.strip()
+        check(re.fullmatch(r"\d+|\d+-\d+|\d+(,\d+)+", seeds) is not None,
+              f"--seeds {args.seeds!r}: expected a count N, a range a-b or a list a,b,c of non-negative integers")
         seeds = int(seeds) if seeds.isdigit() else ([int(s) for s in seeds.split(",")] if "," in seeds else seeds)
         from ..envs.tasks import ROBOSUITE_TASKS
 

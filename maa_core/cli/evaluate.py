@@ -62,15 +62,17 @@ def run(args):
     from ..evaluation.runner import EvalSettings
     from ..evaluation.study import StudyConfig, run_study
     from ..pipeline import PolicyGenerator
-    from .common import table
+    from .common import device, out_dir, table
 
     baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
-    gen = PolicyGenerator.from_pretrained(args.generator, device=args.device)
+    out_dir(args.out)
+    dev = device(args.device)
+    gen = PolicyGenerator.from_pretrained(args.generator, device=dev)
     others = {}
     for item in args.compare:
         check("=" in item, f"--compare {item!r}: expected NAME=DIR")
         n, d = item.split("=", 1)
-        others[n] = PolicyGenerator.from_pretrained(d, device=args.device)
+        others[n] = PolicyGenerator.from_pretrained(d, device=dev)
     prompts, cdir = _prompts(args)
     cdir = args.checkpoints or cdir
     checkpoints = PolicyDataset(cdir) if cdir is not None and (baselines or not args.no_novelty) else None

@@ -16,6 +16,7 @@ def add_parser(sub, name):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--out", type=Path, required=True, help="directory for the actor .safetensors files")
+    p.add_argument("--force", action="store_true", help="overwrite actor files that exist already in --out")
     return p
 
 
@@ -46,11 +47,21 @@ def run(args):
     from ..actor_io import ActorBlob
     from ..errors import check
     from ..pipeline import PolicyGenerator
-    from .common import table
+    from .common import device, out_dir, refuse_overwrite, table
 
     check(args.num_policies >= 1, f"--num-policies must be >= 1, got {args.num_policies}")
-    gen = PolicyGenerator.from_pretrained(args.generator, device=args.device)
+    check(args.limit is None or args.limit >= 1, f"--limit must be >= 1, got {args.limit}")
+    out_dir(args.out)
+    gen = PolicyGenerator.from_pretrained(args.generator, device=device(args.device))
     items = load_prompts(args)
+    # every name is known before anything is generated: refuse to overwrite before doing the work
+    names = {}
+    for pid, _ in items:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in pid)
+        for k in range(args.num_policies):
+            names[(pid, k)] = args.out / f"{safe}-{k}.safetensors"
+    check(len(set(names.values())) == len(names), "two prompts have the same name: their actor files would collide")
+    refuse_overwrite(names.values(), args.force)
     t0 = time.perf_counter()
     out = gen.generate([t for _, t in items], num_policies=args.num_policies, seed=args.seed)
     dt = time.perf_counter() - t0
@@ -60,8 +71,7 @@ def run(args):
         for k in range(args.num_policies):
             gid = uuid.uuid4().hex[:12]
             blob = ActorBlob(gen.spec, out.params[i, k], generation_id=gid, prompt_id=pid, extra={"seed": args.seed, "k": k})
-            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in pid)
-            path = blob.save(args.out / f"{safe}-{k}.safetensors")
+            path = blob.save(names[(pid, k)])
             rows.append({"prompt": pid, "k": k, "generation_id": gid, "file": path.name})
     table(rows[:20])
     if len(rows) > 20:

@@ -10,8 +10,6 @@ def add_parser(sub, name):
 
 
 def run(args):
-    import json
-
     from ..errors import MaaError
     from ..specs import BUILTIN_SPECS
 
@@ -37,17 +35,32 @@ def run(args):
             print(f"  {t:24s} {n}")
         return 0
     if (path / "generator.json").is_file():
-        meta = json.loads((path / "generator.json").read_text())
-        c = meta.get("config", {})
-        print(f"generator {path}: spec {meta['spec']['name']}, prompts obs {meta['obs_dim']} act {meta['act_dim']}, "
-              f"preset {c.get('preset')}")
+        from ..pipeline import read_generator_meta
+        meta = read_generator_meta(path)
+        c = meta["config"]
+        print(f"generator {path}: spec {meta['spec'].name}, prompts obs {meta['obs_dim']} act {meta['act_dim']}, "
+              f"preset {c.preset}")
         for k in ("autoencoder", "embedding", "diffusion"):
-            print(f"  {k:12s} {c.get(k)}")
+            print(f"  {k:12s} {getattr(c, k)}")
+        from ..go2.contract import read_generator_contract
+        _print_contract(read_generator_contract(path))
         return 0
     if path.is_file():
         from ..actor_io import ActorBlob
         b = ActorBlob.load(path)
         print(f"actor {path}: spec {b.spec.name} ({b.spec.num_params} params), generation {b.generation_id or '-'}, "
               f"prompt {b.prompt_id or '-'}, sha256 {b.checksum[:16]}")
+        from ..go2.contract import contract_of_blob_extra
+        _print_contract(contract_of_blob_extra(b.extra, str(path)))
         return 0
     raise MaaError(f"{path}: not a dataset, generator, actor file or built-in spec name")
+
+
+def _print_contract(contract) -> None:
+    """The policy I/O contract (maa_core/go2/contract.py), if the generator or actor carries one."""
+    if contract is None:
+        print("  policy contract: none")
+        return
+    print("  policy contract:")
+    for line in contract.lines():
+        print(f"    {line}")

@@ -25,16 +25,23 @@ def add_parser(sub, name):
 
 def run(args):
     from ..config import GeneratorConfig, apply_overrides, load_config
+    from ..errors import MaaError
     from ..train import TrainerOptions, train_from_dataset
-    from .common import parse_sets
+    from .common import out_dir, parse_sets
 
+    out_dir(args.out)
     cfg = load_config(args.config, args.preset) if args.config else GeneratorConfig.preset_named(args.preset or "cpu")
     sets = parse_sets(args.set)
     if sets:
-        cfg = apply_overrides(cfg, sets)
+        try:
+            cfg = apply_overrides(cfg, sets)
+        except MaaError as e:
+            raise MaaError(f"--set: {e}") from None
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     run_dir = args.run_dir or args.out.with_name(args.out.name + ".run")
     opts = TrainerOptions(run_dir=run_dir, devices=devices, num_nodes=args.num_nodes, accelerator=args.accelerator,
                           strategy=args.strategy, progress=not args.no_progress, resume=not args.no_resume)
+    if (args.out / "generator.json").exists():
+        print(f"note: {args.out} holds a generator already: it is replaced when training finishes")
     train_from_dataset(args.data, args.out, cfg, opts, prompts_dir=args.prompts)
     print(f"generator written to {args.out} (logs and checkpoints in {run_dir})")

@@ -3,7 +3,8 @@
     plan_jobs(load_recipe("config/dataset_reference_cpu.yaml")) -> [Job]
     run_jobs(jobs, root, workers=2, ray_address=None) -> [summary]
     run_job(job, root)                         one (task, seed) run; resumable
-    distill_run(...), sac_run(...)             the two methods, callback-based
+    jobs.METHODS                               method name -> module (distill, sac, go2_walk): each
+                                               declares collect_run(...) and TRAJ_OBS_DIM
 """
 from .jobs import Job, prepare_root, run_job, run_jobs
 from .recipe import load_recipe, plan_jobs, resolve_tasks

@@ -146,3 +146,8 @@ def distill_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: d
     env.close()
     return {"checkpoints": n_saved, "prompts": n_prompted, "updates": step, "rounds": rounds,
             "first_success_step": first_success_step, **hyper}
+
+
+# the method-table entry (collect/jobs.py METHODS): trajectories hold the actor's own inputs
+TRAJ_OBS_DIM = None
+collect_run = distill_run

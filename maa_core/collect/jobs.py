@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -25,16 +26,30 @@ from pathlib import Path
 
 from ..errors import MaaError, check
 
-METHODS = ("distill", "sac", "gait")
-# methods whose stored trajectories use another state layout than the actor input
-TRAJ_OBS_DIM = {"gait": 70}   # the Go2 controller's 70-value observation (maa/go2/steps rows)
+# method -> module of this package. Each method module defines
+#   collect_run(task, seed, n_checkpoints, n_prompts, cfg, emit_checkpoint, emit_prompt, spec_name, log) -> summary
+#   TRAJ_OBS_DIM: int | None   the stored trajectories' state size when it is not the actor's input size
+METHODS = {"distill": "distill", "sac": "sac", "go2-walk": "go2_walk"}
+RENAMED = {"gait": "go2-walk"}  # method names of earlier versions (job ids and record keys hold them)
+
+
+def method_module(name: str):
+    """The module implementing collection method `name` (imported on first use: simulators are heavy)."""
+    if name not in METHODS:
+        hint = f"; it is called {RENAMED[name]!r} now" if name in RENAMED else ""
+        raise MaaError(f"unknown collection method {name!r} (known: {', '.join(METHODS)}){hint}")
+    return importlib.import_module(f"{__package__}.{METHODS[name]}")
+
+
+def traj_obs_dim(method: str) -> int | None:
+    return method_module(method).TRAJ_OBS_DIM
 
 
 @dataclass(frozen=True)
 class Job:
     task: str           # the paper's short name
     seed: int
-    method: str         # "distill" | "sac"
+    method: str         # a key of METHODS
     checkpoints: int    # successful checkpoints to save (0: prompt-only run, e.g. unseen tasks)
     prompts: int        # prompt records to save
     cfg: str = "{}"     # method hyper-parameters as sorted JSON (hashable, picklable)
@@ -83,7 +98,7 @@ def run_job(job: Job | dict, root: str, spec_name: str = "metaworld-sac", verbos
     t0, c0 = time.time(), time.process_time()
     stage = root / ".staging" / job.id
     try:
-        writers = {kind: DatasetWriter(stage / kind, spec_name, TRAJ_OBS_DIM.get(job.method))
+        writers = {kind: DatasetWriter(stage / kind, spec_name, traj_obs_dim(job.method))
                    for kind in ("checkpoints", "prompts")}
     except OSError as e:
         raise _disk_error(e, stage) from None
@@ -108,23 +123,8 @@ def run_job(job: Job | dict, root: str, spec_name: str = "metaworld-sac", verbos
 
     cfg = json.loads(job.cfg)
     log = print if verbose else None
-    if job.method == "distill":
-        from .distill import distill_run
-
-        summary = distill_run(job.task, job.seed, job.checkpoints, job.prompts, cfg,
-                              emitter("checkpoints"), emitter("prompts"), spec_name, log)
-    elif job.method == "gait":
-        from .locomotion import distill_locomotion_run
-
-        summary = distill_locomotion_run(job.seed, job.checkpoints, job.prompts, cfg,
-                                         emitter("checkpoints"), emitter("prompts"), log)
-    elif job.method == "sac":
-        from .sac import sac_run
-
-        summary = sac_run(job.task, job.seed, job.checkpoints, job.prompts, cfg,
-                          emitter("checkpoints"), emitter("prompts"), spec_name, log)
-    else:
-        raise MaaError(f"unknown collection method {job.method!r} (known: {', '.join(METHODS)})")
+    summary = method_module(job.method).collect_run(job.task, job.seed, job.checkpoints, job.prompts, cfg,
+                                                    emitter("checkpoints"), emitter("prompts"), spec_name, log)
 
     # merge the job's staged records into the dataset: one shard per kind, atomically
     for kind in ("checkpoints", "prompts"):
@@ -132,7 +132,7 @@ def run_job(job: Job | dict, root: str, spec_name: str = "metaworld-sac", verbos
         recs = list(staged)
         if recs:
             try:
-                DatasetWriter(root / kind, spec_name, TRAJ_OBS_DIM.get(job.method)).append(recs)
+                DatasetWriter(root / kind, spec_name, traj_obs_dim(job.method)).append(recs)
             except OSError as e:
                 raise _disk_error(e, root / kind) from None
     summary = {"job": asdict(job), **summary, "seconds": round(time.time() - t0, 3),
@@ -170,29 +170,31 @@ def _recipe_fingerprint(jobs: list[Job], spec_name: str) -> dict:
 def prepare_root(root, jobs: list[Job], spec_name: str = "metaworld-sac") -> Path:
     """Creates or checks the dataset root. Refuses a root collected with another recipe or spec."""
     from ..dataset import DatasetWriter
+    from ..files import read_json
 
     root = Path(root)
     info = _recipe_fingerprint(jobs, spec_name)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        dims = {TRAJ_OBS_DIM.get(j.method) for j in jobs}
+        dims = {traj_obs_dim(m) for m in {j.method for j in jobs}}
         check(len(dims) <= 1, f"{root}: jobs mix trajectory layouts ({sorted(map(str, dims))}); collect them into separate roots")
-        for kind in ("checkpoints", "prompts"):
-            DatasetWriter(root / kind, spec_name, next(iter(dims), None))  # MaaError when owned by another spec
         path = root / "collect.json"
-        if path.exists():
-            try:
-                old = json.loads(path.read_text())
-            except json.JSONDecodeError:
-                raise MaaError(f"{path}: not valid JSON") from None
+        if path.exists():  # checked before anything is written into the root
+            old = read_json(path, "collect.json")
+            check(isinstance(old, dict), f"{path}: expected a JSON object, got {type(old).__name__}")
             check(old.get("spec") == spec_name,
                   f"{root}: collected with spec {old.get('spec')!r}, not {spec_name!r}; use another --out")
+            renamed = sorted(set(old.get("methods", [])) & set(RENAMED))
+            check(not renamed, f"{root}: collected with method(s) {renamed}, renamed since "
+                               f"({', '.join(f'{k} -> {RENAMED[k]}' for k in renamed)}); use another --out")
             old_pt = old.get("per_task", {})
             clash = [k for k, v in info["per_task"].items() if k in old_pt and old_pt[k] != v]
             check(not clash, f"{root}: collected with different hyper-parameters for {', '.join(clash[:3])}; "
                              f"use another --out (records with the same keys would differ)")
             info["per_task"] = {**old_pt, **info["per_task"]}
             info["methods"] = sorted(set(old.get("methods", [])) | set(info["methods"]))
+        for kind in ("checkpoints", "prompts"):
+            DatasetWriter(root / kind, spec_name, next(iter(dims), None))  # MaaError when owned by another spec
         _write_json_atomic(path, info)
     except OSError as e:
         raise _disk_error(e, root) from None

@@ -205,3 +205,8 @@ def sac_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: dict 
     env.close()
     return {"checkpoints": n_saved, "prompts": n_prompted, "env_steps": steps, "qualified_at": qualified_at,
             "episode_returns": [round(x, 2) for x in ep_rets], "test_returns": test_returns, "device": str(dev)}
+
+
+# the method-table entry (collect/jobs.py METHODS): trajectories hold the actor's own inputs
+TRAJ_OBS_DIM = None
+collect_run = sac_run

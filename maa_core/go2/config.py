@@ -11,8 +11,8 @@ import numpy as np
 
 from ..config import read_yaml_mapping
 from ..errors import MaaError, check
+from ..resources import package_path
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 NUM_MOTORS = 12
 LEGS = ("FR", "FL", "RR", "RL")
 JOINT_TYPES = ("hip", "thigh", "calf")
@@ -206,6 +206,9 @@ def load_robot_config(name_or_path="go2") -> RobotConfig:
         return name_or_path
     p = Path(name_or_path)
     if not p.suffix:
-        p = CONFIG_DIR / f"{name_or_path}_robot.yaml"
+        try:
+            p = package_path("config", f"{name_or_path}_robot.yaml")
+        except MaaError:
+            raise MaaError(f"{name_or_path}: no such robot config (built-in: go2, go1)") from None
     check(p.is_file(), f"{p}: no such robot config (built-in: go2, go1)")
     return robot_config_from_dict(read_yaml_mapping(p, "robot config"), str(p))

@@ -1,6 +1,7 @@
 """The Go2 controller: a fixed-rate loop (50 Hz by default) that reads the robot state, runs the
 safety supervisor and the walk-these-ways composition, and sends motor targets; plus the
-off-loop machinery around it (actor validation, hot-swap, telemetry dispatch).
+off-loop machinery around it: actor validation and hot-swap (swap.py), telemetry dispatch
+(telemetry.py), thread priorities (realtime.py).
 
 Threads: the *loop* (tick work only: copies into preallocated buffers and torch inference, no
 I/O); the *validator* (checks submitted actors and hands the accepted one to the loop, which
@@ -12,105 +13,37 @@ from __future__ import annotations
 import collections
 import gc
 import logging
-import os
 import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..actor_io import ActorBlob
-from ..errors import MaaError, check
+from ..errors import check
 from ..specs import PolicySpec, get_spec
 from .config import RobotConfig, load_robot_config
 from .inference import pin_blas_to_one_thread
 from .joints import JointMap
+from .realtime import pin_to_cpu, set_rt_priority
 from .safety import Mode, Supervisor
 from .state import Joystick, LowState, MotorCommand
-from .validation import as_candidate, canary_check, check_numpy_path, torch_forward_check
+from .swap import ActorSwap, _Slot
+from .telemetry import ControllerEvent, Telemetry
+from .validation import CanaryReferences, as_candidate, canary_check, check_numpy_path
 from .wtw import ActionMapper, ObservationBuilder, PolicyRunner, WtwRun
 
 log = logging.getLogger("maa.go2.controller")
 
 
-# -- results and records handed to callers ---------------------------------------------------------
-@dataclass
-class SwapResult:
-    accepted: bool
-    reason: str                 # "active", "reverted", or why it was refused
-    generation_id: str
-    submitted_at: float
-    decided_at: float = 0.0     # validation finished
-    active_at: float = 0.0      # the tick that first used it began
-    active_tick: int = -1
-    details: dict = field(default_factory=dict)
-
-    @property
-    def latency_s(self) -> float:
-        """Message to active (submission to the first tick that runs it)."""
-        return self.active_at - self.submitted_at if self.accepted else float("nan")
-
-
-class SwapTicket:
-    """Handle for a submit_actor()/revert() request; wait() returns its SwapResult."""
-
-    def __init__(self, generation_id: str, submitted_at: float):
-        self.result = SwapResult(False, "pending", generation_id, submitted_at)
-        self._done = threading.Event()
-
-    def resolve(self, accepted: bool, reason: str, **kw) -> None:
-        self.result.accepted, self.result.reason = accepted, reason
-        for k, v in kw.items():
-            setattr(self.result, k, v)
-        self._done.set()
-
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def wait(self, timeout: float | None = None) -> SwapResult:
-        if not self._done.wait(timeout):
-            raise MaaError(f"actor {self.result.generation_id}: no decision within {timeout} s")
-        return self.result
-
-
-@dataclass(frozen=True)
-class TickRecord:
-    """What one tick executed (copies; safe to keep)."""
-    tick: int
-    time: float
-    mode: str
-    generation_id: str
-    observation: np.ndarray   # (70,) policy order
-    action: np.ndarray        # (12,) raw action, policy order (zeros outside RUN)
-    q_target: np.ndarray      # (12,) motor order
-    kp: float
-    kd: float
-    compute_s: float
-
-
-@dataclass(frozen=True)
-class ControllerEvent:
-    kind: str       # transition | swap | revert | refused | fault
-    time: float
-    tick: int
-    message: str
-    data: dict = field(default_factory=dict)
-
-
-@dataclass
-class _Slot:
-    module: torch.nn.Module
-    generation_id: str
-    ticket: SwapTicket | None = None
-    activated_at: float = 0.0
-    fast: object = None  # HistoryMlp of the module (numpy tick path), None = run the torch module
-
-
 # -- the controller --------------------------------------------------------------------------------
-class Controller:
+class Controller(ActorSwap, Telemetry):
+    """The loop and its state. Its other parts: `ActorSwap` (swap.py: submit_actor, revert, the
+    validator thread) and `Telemetry` (telemetry.py: add_tick_listener, add_event_listener, the
+    dispatcher thread)."""
+
     def __init__(self, cfg: RobotConfig | str, robot, wtw: WtwRun, spec: PolicySpec | str = "go2-wtw",
                  clock=time.monotonic, torch_threads: int | None = 1, telemetry_capacity: int = 1024,
                  canary_capacity: int | None = None):
@@ -149,20 +82,14 @@ class Controller:
         self._velocity = (0.0, 0.0, 0.0)
         self._joy_enable_down = False
 
-        # telemetry ring (written by the loop, read by the dispatcher)
-        n = telemetry_capacity
-        self._tl_n = n
-        self._tl_obs = np.zeros((n, w.num_obs), np.float32)
-        self._tl_act = np.zeros((n, w.num_actions), np.float32)
-        self._tl_target = np.zeros((n, 12))
-        self._tl_meta = np.zeros((n, 6))  # tick, time, mode, kp, kd, compute_s
-        self._tl_gen = [""] * n
-        self._tl_head = 0
+        self._init_telemetry(telemetry_capacity, w)  # ring written by the loop, read by the dispatcher
         self.compute_times = np.zeros(1 << 16)  # every tick's compute time (ring), for diagnostics/benchmarks
         self.prepare_times = np.zeros(1 << 16)  # after the command: precomputing the next tick (ring)
         # recent actor inputs for the canary check
         self._canary = np.zeros((canary_capacity or self.cfg.safety.canary_batch, w.actor_in_dim), np.float32)
         self._canary_n = 0
+        # states every actor will meet (standing, trotting, the latest prompt): in every canary batch
+        self.canary_references = CanaryReferences(w, defaults_p, self.cfg.gait_command, wtw.adaptation)
 
         self.tick_index = 0
         self._sent_at = 0.0
@@ -195,7 +122,8 @@ class Controller:
         # here, before the loop runs, not on the first swap while the robot is up
         warm = as_candidate(ActorBlob(self.spec, np.zeros(self.spec.num_params, np.float32), "warm-up"), self.spec)
         canary = self._canary_inputs()
-        canary_check(warm, canary, self.wtw.config.num_actions, float("inf"), float("inf"))
+        canary_check(warm, canary, self.wtw.config.num_actions, float("inf"), float("inf"),
+                     references=self.canary_references)
         fast = self._compile(warm.module)
         if fast is not None:
             check_numpy_path(fast, canary, warm.canary_outputs, float("inf"))
@@ -247,29 +175,6 @@ class Controller:
         self._velocity = (float(np.clip(vx, *lim["vx"])), float(np.clip(vy, *lim["vy"])),
                           float(np.clip(yaw_rate, *lim["yaw_rate"])))
 
-    def submit_actor(self, actor, generation_id: str | None = None, callback=None) -> SwapTicket:
-        """Validate off-loop and, if accepted, swap in at the next tick boundary. Returns a ticket;
-        callback(SwapResult), if given, runs on the dispatcher thread once decided/active."""
-        gid = generation_id or getattr(actor, "generation_id", "") or ""
-        ticket = SwapTicket(gid, self.clock())
-        ticket.callback = callback
-        self._validate_q.put((actor, generation_id, ticket))
-        return ticket
-
-    def revert(self) -> SwapTicket:
-        ticket = SwapTicket("", self.clock())
-        ticket.callback = None
-        self._requests.append(("revert", ticket))
-        return ticket
-
-    def add_tick_listener(self, fn) -> None:
-        """fn(TickRecord), called on the dispatcher thread for every tick (records may be dropped if fn is slow)."""
-        self._tick_listeners.append(fn)
-
-    def add_event_listener(self, fn) -> None:
-        """fn(ControllerEvent): transitions (with reasons), swaps, reverts, refusals, faults."""
-        self._event_listeners.append(fn)
-
     @property
     def mode(self) -> Mode:
         return self.supervisor.mode
@@ -293,33 +198,11 @@ class Controller:
         }
 
     # -- the loop ----------------------------------------------------------------------------
-    @staticmethod
-    def _set_rt_priority(prio: int, what: str) -> None:
-        if prio <= 0:
-            return
-        try:
-            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(prio))
-        except (OSError, AttributeError) as e:  # needs CAP_SYS_NICE / an rtprio limit
-            log.warning("%s runs without real-time priority (%s)", what, e)
-
-    @staticmethod
-    def _pin_to_cpu(cpu: int) -> bool:
-        """Pin the calling thread to one CPU (cpu < 0: leave it). Optional: a failure only logs."""
-        if cpu < 0:
-            return False
-        try:
-            os.sched_setaffinity(threading.get_native_id(), {cpu})
-        except (OSError, ValueError, AttributeError) as e:  # no such CPU, not in the cpuset, not Linux
-            log.warning("control loop not pinned to CPU %d (%s)", cpu, e)
-            return False
-        log.info("control loop pinned to CPU %d", cpu)
-        return True
-
     def _loop(self) -> None:
         if self.torch_threads:  # OpenMP's thread count is per calling thread: set it here too
             torch.set_num_threads(self.torch_threads)
-        self._set_rt_priority(self.cfg.control.rt_priority, "control loop")
-        self._pin_to_cpu(self.cfg.control.loop_cpu)
+        set_rt_priority(self.cfg.control.rt_priority, "control loop")
+        pin_to_cpu(self.cfg.control.loop_cpu)
         period, clock = self.period, self.clock
         next_t = clock() + period
         while not self._stop.is_set():
@@ -465,30 +348,6 @@ class Controller:
                 else:
                     self._revert(now, tick, "revert requested", arg)
 
-    def _activate(self, slot: _Slot, now: float, tick: int, kind: str) -> None:
-        if self._active is not None:
-            self._previous = self._active
-        slot.activated_at = now
-        self._active = slot
-        self.counters["swaps"] += 1
-        if slot.ticket is not None:
-            slot.ticket.resolve(True, "active", active_at=now, active_tick=tick)
-            self._events.append(ControllerEvent(kind, now, tick, f"{slot.generation_id} active at tick {tick}",
-                                                {"generation_id": slot.generation_id, "ticket": slot.ticket}))
-            slot.ticket = None
-
-    def _revert(self, now: float, tick: int, reason: str, ticket: SwapTicket | None = None) -> None:
-        bad, good = self._active, self._previous
-        self._active, self._previous = good, bad
-        good.activated_at = now
-        self.counters["reverts"] += 1
-        msg = f"reverted {bad.generation_id if bad else '-'} -> {good.generation_id}: {reason}"
-        log.warning(msg)
-        if ticket is not None:
-            ticket.result.generation_id = good.generation_id
-            ticket.resolve(True, "reverted", active_at=now, active_tick=tick, decided_at=now)
-        self._events.append(ControllerEvent("revert", now, tick, msg, {"generation_id": good.generation_id}))
-
     def _fault(self, reason: str, now: float, tick: int, blame: str) -> None:
         """Any fault -> DAMP. blame 'actor': the active actor caused it, revert it; 'probation': revert
         if it was swapped in less than swap_probation_s ago; 'none': keep it."""
@@ -506,130 +365,4 @@ class Controller:
             self._events.append(ControllerEvent("transition", now, tick, f"{t.old.name} -> {t.new.name}: {reason}",
                                                 {"from": t.old.name, "to": t.new.name, "reason": reason}))
 
-    def _record(self, tick: int, now: float, mode: Mode, action: np.ndarray) -> None:
-        i = self._tl_head % self._tl_n
-        self._tl_obs[i] = self.builder.obs
-        self._tl_act[i] = action
-        self._tl_target[i] = self.cmd.q
-        m = self._tl_meta[i]
-        m[0], m[1], m[2], m[3], m[4] = tick, now, int(mode), self.cmd.kp[0], self.cmd.kd[0]
-        a = self._active
-        self._tl_gen[i] = a.generation_id if (a is not None and mode == Mode.RUN) else ""
-        self._tl_head += 1
 
-    # -- validator thread --------------------------------------------------------------------
-    def _validator(self) -> None:
-        # Helper threads hold the GIL while they run Python; at normal priority a busy machine can
-        # preempt them mid-hold and stall the loop behind the GIL. A low FIFO priority prevents that.
-        self._set_rt_priority(self.cfg.control.helper_rt_priority, "actor validator")
-        while not self._stop.is_set():
-            item = self._validate_q.get()
-            if item is None:
-                break
-            actor, gid, ticket = item
-            try:
-                cand, details, fast = self._validate(actor, gid, ticket)
-            except MaaError as e:
-                now = self.clock()
-                self.counters["refused"] += 1
-                ticket.resolve(False, str(e), decided_at=now)
-                log.warning("actor %s refused: %s", ticket.result.generation_id or "?", e)
-                self._events.append(ControllerEvent("refused", now, self.tick_index, str(e),
-                                                    {"generation_id": ticket.result.generation_id, "ticket": ticket}))
-                self._wake_dispatch.set()
-                continue
-            ticket.result.decided_at = self.clock()
-            ticket.result.details = details
-            with self._pending_lock:
-                old, self._pending = self._pending, _Slot(cand.module, cand.generation_id, ticket, fast=fast)
-            if old is not None and old.ticket is not None:
-                old.ticket.resolve(False, f"superseded by {cand.generation_id} before activation", decided_at=self.clock())
-
-    def _validate(self, actor, gid: str | None, ticket: SwapTicket):
-        """-> (candidate, details, numpy path or None); MaaError with the first reason to refuse."""
-        # blob bytes: parse, finiteness and spec here; the checksum runs beside the canary checks
-        cand = as_candidate(actor, self.spec, gid, defer_checksum=True)
-        ticket.result.generation_id = cand.generation_id
-        try:
-            details, fast = self._checks(cand)
-        except MaaError:
-            cand.verify()  # a corrupted blob is refused as corrupted, not for what its bytes computed
-            raise
-        cand.verify()  # nothing of an unverified blob is accepted
-        return cand, details, fast
-
-    def _checks(self, cand):
-        """Canary, numpy path and timing checks of a built candidate -> (details, numpy path or None)."""
-        canary = self._canary_inputs()
-        max_ms = self.cfg.safety.max_inference_ms
-        fast = self._compile(cand.module)
-        details = canary_check(cand, canary, self.wtw.config.num_actions,
-                               self.cfg.safety.max_abs_action, max_ms, time_torch=fast is None)
-        if fast is not None:  # the tick runs the numpy path: it must match torch, and it is what is timed
-            timing = check_numpy_path(fast, canary, cand.canary_outputs, max_ms)
-            if timing is None:
-                fast = None
-                timing = torch_forward_check(cand, canary[:1], max_ms)
-            details.update(timing)
-        return details, fast
-
-    def _compile(self, module):
-        """The numpy tick path of `module` (checked by the caller against torch), or None: run torch."""
-        try:
-            return self.runner.compile(module)
-        except Exception as e:  # the torch path stays available; never let this kill the validator
-            log.warning("no numpy tick path for this actor (%s: %s); running torch", type(e).__name__, e)
-            return None
-
-    def _canary_inputs(self) -> np.ndarray:
-        """Recent actor inputs; before any tick ran, a standing observation history."""
-        n = min(self._canary_n, len(self._canary))
-        if n:
-            return self._canary[:n].copy()
-        b = ObservationBuilder(self.wtw.config, self.builder.default_angles, self.cfg.gait_command)
-        for _ in range(self.wtw.config.history_len):
-            b.step_clock()
-            b.build(np.array([1.0, 0.0, 0.0, 0.0]), b.default_angles, np.zeros(12))
-            b.push()
-        with torch.inference_mode():
-            x = torch.from_numpy(b.input).view(1, -1)
-            x[:, self.wtw.config.history_dim:] = self.wtw.adaptation(x[:, :self.wtw.config.history_dim])
-        return b.input[None].copy()
-
-    # -- dispatcher thread -------------------------------------------------------------------
-    def _dispatcher(self) -> None:
-        self._set_rt_priority(self.cfg.control.helper_rt_priority, "telemetry dispatcher")
-        seen = 0
-        while True:
-            self._wake_dispatch.wait(0.1)
-            self._wake_dispatch.clear()
-            while self._events:
-                ev = self._events.popleft()
-                ticket = ev.data.get("ticket")
-                if ticket is not None and getattr(ticket, "callback", None):
-                    self._call(ticket.callback, ticket.result)
-                for fn in self._event_listeners:
-                    self._call(fn, ev)
-            head = self._tl_head
-            if head - seen > self._tl_n:
-                self.counters["telemetry_dropped"] += head - seen - self._tl_n
-                seen = head - self._tl_n
-            if self._tick_listeners:
-                for k in range(seen, head):
-                    i = k % self._tl_n
-                    m = self._tl_meta[i]
-                    rec = TickRecord(int(m[0]), float(m[1]), Mode(int(m[2])).name, self._tl_gen[i],
-                                     self._tl_obs[i].copy(), self._tl_act[i].copy(), self._tl_target[i].copy(),
-                                     float(m[3]), float(m[4]), float(m[5]))
-                    for fn in self._tick_listeners:
-                        self._call(fn, rec)
-            seen = head
-            if self._stop.is_set() and not self._events:
-                break
-
-    @staticmethod
-    def _call(fn, arg) -> None:
-        try:
-            fn(arg)
-        except Exception:  # a listener's bug must not stop telemetry for the others
-            log.exception("listener %r failed", fn)

@@ -4,6 +4,13 @@ actor inputs its outputs have the right shape, are finite and within the action 
 single forward pass fits the tick budget; an actor with a numpy tick path (`HistoryMlp`) runs that
 path only if it reproduces the torch outputs on the canary rows, and then that path is the one timed.
 
+The canary batch also holds reference states the actor will meet (`CanaryReferences`): a standing
+history and histories of the simulated Go2 trotting (models/go2-canary-states.npz, recorded by
+scripts/record_canary_states.py), plus windows of the latest prompt where the caller adds one. On
+these an actor must not saturate: if more than `max_saturated_fraction` of them drive an action past
+WTW's clip (which every tick would then clip), it is refused before it runs, not reverted by the
+loop's runtime bound after it did.
+
 Swap-path cost (go2-wtw, ~1.2M parameters): blob parse with checksum and finiteness (actor_io), one batched
 torch pass over the canary, the numpy path on a few canary rows; no pass runs twice."""
 from __future__ import annotations
@@ -18,9 +25,21 @@ import torch
 
 from ..actor_io import ActorBlob, params_checksum, verify_checksum
 from ..errors import MaaError, check
+from ..resources import package_path
 from ..specs import Actor, PolicySpec
+from .wtw import ObservationBuilder
 
 log = logging.getLogger("maa.go2.validation")
+
+
+class BlobDecodeError(MaaError):
+    """Blob bytes that the decoder failed on with something other than a MaaError: still a refusal."""
+
+
+def one_line(e: BaseException, limit: int = 160) -> str:
+    """`Type: first line of the message`, capped: a refusal reason stays one short line."""
+    msg = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {msg[:limit]}" if msg else type(e).__name__
 
 
 @dataclass
@@ -63,7 +82,12 @@ def as_candidate(obj, expected: PolicySpec, generation_id: str | None = None, de
     candidate before accepting it (the controller's validator does, after the canary checks)."""
     parsed, pending, claimed = False, None, ""
     if isinstance(obj, (bytes, bytearray, memoryview)):
-        obj, claimed = ActorBlob.parse_unverified(obj if isinstance(obj, bytes) else bytes(obj))  # finiteness too
+        try:
+            obj, claimed = ActorBlob.parse_unverified(obj if isinstance(obj, bytes) else bytes(obj))  # finiteness too
+        except MaaError:
+            raise
+        except Exception as e:  # whatever damaged bytes make a decoder raise (RecursionError, KeyError, ...)
+            raise BlobDecodeError(f"actor blob: cannot be decoded ({one_line(e)})") from None
         if defer_checksum:
             pending = (_checksum_async(obj.params), claimed)
         else:
@@ -87,12 +111,95 @@ def as_candidate(obj, expected: PolicySpec, generation_id: str | None = None, de
     raise MaaError(f"actor: expected an ActorBlob, blob bytes, Actor or torch module, got {type(obj).__name__}")
 
 
+REFERENCE_STATES = "go2-canary-states.npz"  # models/<this>: shipped reference histories
+
+
+@dataclass(frozen=True)
+class CanaryConfig:
+    """How the reference states judge a candidate."""
+    max_saturated_fraction: float = 0.25  # of the reference rows that may drive an action past the WTW clip
+    prompt_rows: int = 4                  # history windows taken from a prompt (evenly spaced)
+
+
+class CanaryReferences:
+    """Actor inputs (history ‖ latent) of states every actor will meet: a standing history at the
+    default pose, the shipped standing/trotting histories when they match this WTW layout and these
+    default angles, and windows of the latest prompt (`add_prompt`). The latent is this run's
+    adaptation module's, computed once here, not per validation."""
+
+    def __init__(self, wtw, default_angles: np.ndarray, gait, adaptation: torch.nn.Module,
+                 path=None, config: CanaryConfig = CanaryConfig()):
+        self.wtw, self.adaptation, self.config = wtw, adaptation, config
+        self.clip = float(wtw.clip_actions)
+        b = ObservationBuilder(wtw, default_angles, gait)
+        for _ in range(wtw.history_len):  # standing still at the default pose, zero actions
+            b.step_clock()
+            b.build(np.array([1.0, 0.0, 0.0, 0.0]), b.default_angles, np.zeros(wtw.num_actions))
+            b.push()
+        rows, kinds = [b.input[:wtw.history_dim].copy()], ["stand-default"]
+        shipped = self._load(path, default_angles)
+        if shipped is not None:
+            rows += list(shipped[0])
+            kinds += shipped[1]
+        self.kinds = kinds
+        self.base = self._with_latent(np.stack(rows))
+        self.inputs = self.base  # base ‖ prompt rows; replaced whole (one assignment: safe across threads)
+
+    def _load(self, path, default_angles):
+        try:
+            path = path or package_path("models", REFERENCE_STATES)
+            with np.load(path, allow_pickle=False) as z:
+                h, kinds, angles = z["histories"], [str(k) for k in z["kinds"]], z["default_angles"]
+        except Exception as e:  # missing or damaged package data: the standing row remains, the controller runs
+            log.warning("canary reference states not loaded (%s); canary: recent inputs and a standing history",
+                        str(e).splitlines()[0] if str(e) else type(e).__name__)
+            return None
+        w = self.wtw
+        ok = (h.ndim == 2 and h.shape[1] == w.history_dim and len(kinds) == len(h) and angles.shape == (w.num_actions,)
+              and np.allclose(angles, default_angles, atol=1e-6) and bool(np.isfinite(h).all()))
+        if not ok:  # recorded for another robot or observation layout
+            log.warning("canary reference states %s do not match this robot's observation (%s, default angles); "
+                        "not used", path, h.shape)
+            return None
+        return h.astype(np.float32), kinds
+
+    def _with_latent(self, histories: np.ndarray) -> np.ndarray:
+        w = self.wtw
+        x = np.zeros((len(histories), w.actor_in_dim), np.float32)
+        x[:, :w.history_dim] = histories
+        with torch.inference_mode():
+            t = torch.from_numpy(x)
+            t[:, w.history_dim:] = self.adaptation(t[:, :w.history_dim])
+        return x
+
+    def add_prompt(self, observations) -> int:
+        """States from a prompt (T, num_obs) observation rows in the controller's layout, T >= history_len:
+        `prompt_rows` evenly spaced history windows join the references (replacing an earlier prompt's).
+        Returns the number of rows added; MaaError if the rows do not fit the layout."""
+        w = self.wtw
+        o = np.asarray(observations, dtype=np.float32)
+        check(o.ndim == 2 and o.shape[1] == w.num_obs and len(o) >= w.history_len,
+              f"canary prompt: observations of shape {o.shape}, expected (T >= {w.history_len}, {w.num_obs})")
+        check(bool(np.isfinite(o).all()), "canary prompt: observations contain NaN or Inf")
+        ends = np.unique(np.linspace(w.history_len, len(o), self.config.prompt_rows).round().astype(int))
+        rows = self._with_latent(np.stack([o[e - w.history_len:e].reshape(-1) for e in ends]))
+        self.inputs = np.concatenate([self.base, rows])
+        return len(rows)
+
+    def clear_prompt(self) -> None:
+        self.inputs = self.base
+
+
 def canary_check(c: Candidate, inputs: np.ndarray, act_dim: int, max_abs_action: float, max_inference_ms: float,
-                 time_torch: bool = True) -> dict:
-    """Run the candidate on recent inputs (B, in_dim); MaaError names the first failure. Keeps the
-    outputs in `c.canary_outputs`. time_torch=False: the caller times the path the tick will run
-    (`check_numpy_path`, or `torch_forward_check` if that path is refused)."""
-    x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+                 time_torch: bool = True, references: CanaryReferences | None = None) -> dict:
+    """Run the candidate on recent inputs (B, in_dim) and the `references` (one batch, one pass);
+    MaaError names the first failure. Keeps the outputs on `inputs` in `c.canary_outputs`.
+    time_torch=False: the caller times the path the tick will run (`check_numpy_path`, or
+    `torch_forward_check` if that path is refused)."""
+    b = len(inputs)
+    ref = references.inputs if references is not None else None
+    batch = inputs if ref is None else np.concatenate([np.asarray(inputs, np.float32).reshape(b, -1), ref])
+    x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
     try:
         with torch.inference_mode():
             y = c.module(x)
@@ -103,8 +210,16 @@ def canary_check(c: Candidate, inputs: np.ndarray, act_dim: int, max_abs_action:
     check(bool(torch.isfinite(y).all()), "actor: non-finite outputs on the canary batch")
     peak = float(y.abs().max())
     check(peak <= max_abs_action, f"actor: output magnitude {peak:.3g} on the canary batch exceeds the bound {max_abs_action:g}")
-    c.canary_outputs = y.numpy()
     out = {"canary_batch": int(x.shape[0]), "max_abs_action": peak}
+    if ref is not None:
+        row_peak = y[b:].abs().amax(1).numpy()
+        sat = row_peak > references.clip
+        n, limit = int(sat.sum()), references.config.max_saturated_fraction
+        check(n <= limit * len(sat),
+              f"actor: saturates on {n} of {len(sat)} reference states (standing/walking/prompt): action up to "
+              f"{float(row_peak.max()):.3g} beyond the clip {references.clip:g} (at most {limit:.0%} of them may)")
+        out["reference_saturated"] = n
+    c.canary_outputs = y[:b].numpy()
     if time_torch:
         out.update(torch_forward_check(c, inputs[:1], max_inference_ms))
     return out

@@ -1,61 +1,14 @@
-"""Walking rollouts on the in-process simulated Go2 and the numbers that say whether a gait walks:
-forward speed, falls, step frequency from foot contacts. Used by the data path, the benchmark and
-the demo, so every one of them measures a walk the same way."""
+"""Walking rollouts on the in-process simulated Go2, judged by `verdict.py` (forward speed, falls,
+step frequency from foot contacts). Used by the data path, the benchmark and the demo, so every one
+of them measures a walk the same way."""
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from .gait import quat_to_rpy
+from .verdict import WalkCriteria, WalkResult, forward_lateral, heading, step_frequency
 
-
-@dataclass(frozen=True)
-class WalkCriteria:
-    """What counts as walking (issue #7 acceptance)."""
-    min_speed: float = 0.4        # m/s forward, averaged over the whole rollout
-    max_tilt: float = 0.8         # rad of roll or pitch: beyond it the robot has fallen (= safety.max_tilt_rad)
-    min_height: float = 0.15      # m: trunk lower than this has fallen
-    contact_force: float = 1.0    # touch-sensor value above which a foot is in contact
-    warmup_steps: int = 30        # policy steps of standing (action 0) before the gait starts: fills the history
-    steady_from: float = 2.0      # s: the steady speed (gait match) is measured from here on, after speeding up
-
-
-@dataclass
-class WalkResult:
-    seconds: float                # simulated time walked (shorter than asked when it fell)
-    distance: float               # forward displacement (m, along the initial heading)
-    lateral: float                # sideways displacement (m)
-    fell: bool
-    step_frequency: float         # touchdowns per foot per second (Hz)
-    steady_speed: float = 0.0     # forward speed from `steady_from` on (m/s; the gait's cruising speed)
-    observations: np.ndarray = field(repr=False, default=None)   # (T, 70) what the controller streams
-    actions: np.ndarray = field(repr=False, default=None)        # (T, 12) raw actions executed
-    inputs: np.ndarray = field(repr=False, default=None)         # (T, 2102) actor inputs (history ‖ latent)
-    labels: np.ndarray = field(repr=False, default=None)         # (T, 12) expert actions at those inputs
-
-    @property
-    def speed(self) -> float:
-        return self.distance / self.seconds if self.seconds > 0 else 0.0
-
-    def walks(self, crit: WalkCriteria = WalkCriteria()) -> bool:
-        return not self.fell and self.speed >= crit.min_speed
-
-    def summary(self) -> dict:
-        return {"speed": round(self.speed, 4), "steady_speed": round(self.steady_speed, 4),
-                "fell": bool(self.fell), "seconds": round(self.seconds, 3),
-                "step_frequency": round(self.step_frequency, 4), "lateral": round(self.lateral, 4)}
-
-
-def step_frequency(contacts: np.ndarray, dt: float) -> float:
-    """Touchdowns (no contact -> contact) per foot per second from a (T, 4) boolean contact log."""
-    if len(contacts) < 2:
-        return 0.0
-    c = np.asarray(contacts, dtype=bool)
-    touchdowns = np.logical_and(~c[:-1], c[1:]).sum(axis=0)
-    return float(touchdowns.mean() / (dt * (len(c) - 1)))
+__all__ = ["LatentFiller", "WalkCriteria", "WalkResult", "step_frequency", "walk", "walk_actor"]
 
 
 class LatentFiller:
@@ -90,8 +43,7 @@ def walk(env, adaptation, policy, seconds: float, crit: WalkCriteria = WalkCrite
     if expert is not None:
         expert.reset()
     d, sim = env.sim.data, env.sim
-    _, _, yaw0 = quat_to_rpy(d.qpos[3:7])
-    heading = np.array([math.cos(yaw0), math.sin(yaw0)])
+    head = heading(d.qpos[3:7])
     x0 = d.qpos[0:2].copy()
     n = int(round(seconds / env.wtw.dt))
     obs, acts, ins, labels, contacts = [], [], [], [], np.zeros((n, 4), dtype=bool)
@@ -120,15 +72,13 @@ def walk(env, adaptation, policy, seconds: float, crit: WalkCriteria = WalkCrite
         env.step(a)
         contacts[k] = d.sensordata[sim._feet] > crit.contact_force
         steps = k + 1
-        r, p, _ = quat_to_rpy(d.qpos[3:7])
-        if d.qpos[2] < crit.min_height or abs(r) > crit.max_tilt or abs(p) > crit.max_tilt:
+        if crit.fell(d.qpos[2], d.qpos[3:7]):
             fell = True
             break
-    disp = d.qpos[0:2] - x0
-    res = WalkResult(steps * env.wtw.dt, float(disp @ heading), float(disp @ np.array([-heading[1], heading[0]])),
-                     fell, step_frequency(contacts[:steps], env.wtw.dt))
+    forward, lateral = forward_lateral(d.qpos[0:2] - x0, head)
+    res = WalkResult(steps * env.wtw.dt, forward, lateral, fell, step_frequency(contacts[:steps], env.wtw.dt))
     if x_steady is not None and steps > steady_k:
-        res.steady_speed = float((d.qpos[0:2] - x_steady) @ heading) / ((steps - steady_k) * env.wtw.dt)
+        res.steady_speed = forward_lateral(d.qpos[0:2] - x_steady, head)[0] / ((steps - steady_k) * env.wtw.dt)
     if record:  # from `record_from` on; the whole walk when it fell before that
         keep = slice(first_rec, None) if len(obs) > first_rec else slice(None)
         res.observations, res.actions = np.asarray(obs[keep], np.float32), np.asarray(acts[keep], np.float32)
@@ -136,3 +86,22 @@ def walk(env, adaptation, policy, seconds: float, crit: WalkCriteria = WalkCrite
         res.inputs, res.labels = np.asarray(ins, np.float32), np.asarray(labels, np.float32)
     return res
 
+
+
+def walk_actor(actor, wtw_run_dir: str, seconds: float, record_poses: bool = False):
+    """A (generated) actor walking `seconds` in the in-process sim, after standing `warmup_steps`.
+    Returns (WalkResult, poses) with poses (T, 19) = base position, quaternion, motor q (or None)."""
+    from .sim.env import make_env
+
+    env, adaptation = make_env(wtw_run_dir)
+    poses: list[np.ndarray] = []
+    sim = env.sim
+
+    def policy(x):
+        if record_poses:
+            d = sim.data
+            poses.append(np.concatenate([d.qpos[0:7], d.qpos[sim.qadr]]))
+        with torch.inference_mode():
+            return actor(x)[0].numpy()
+    res = walk(env, adaptation, policy, seconds)
+    return res, (np.asarray(poses) if record_poses else None)

@@ -4,6 +4,7 @@ history and `action = actor(history ‖ adaptation(history))`, and actions -> jo
 Everything here works on the policy's joint order; `JointMap` converts at the robot boundary."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -15,7 +16,12 @@ import numpy as np
 import torch
 
 from ..errors import MaaError, check
+from ..resources import package_path, resolve
 from .config import GaitCommand
+
+DEFAULT_ADAPTATION = "go2-adaptation"   # models/<this>: maa's own adaptation module (a WTW run dir layout)
+ADAPTATION_MARKER = "maa_adaptation"    # config section that marks a run directory as ours
+ADAPTATION_KEY = "adaptation_module"    # generator.json: the module the students were trained with
 
 # commands_scale slots as walk-these-ways orders them (15 commands)
 COMMAND_SCALE_KEYS = ("lin_vel", "lin_vel", "ang_vel", "body_height_cmd", "gait_freq_cmd",
@@ -28,7 +34,8 @@ SUPPORTED_OBSERVE = {"observe_command", "observe_gait_commands", "observe_two_pr
 
 @dataclass(frozen=True)
 class WtwConfig:
-    """The policy-side numbers of a WTW run (its `Cfg`). Defaults = the pretrained run in ../shared/wtw."""
+    """The policy-side numbers of a WTW run (its `Cfg`). Defaults = the pretrained WTW run's numbers
+    (which models/go2-adaptation's config repeats)."""
     num_obs: int = 70
     history_len: int = 30
     num_commands: int = 15
@@ -126,6 +133,26 @@ class WtwRun:
     adaptation: torch.nn.Module
     body: torch.nn.Module | None  # the run's own actor body, if present
     source: str
+    adaptation_path: str = ""     # the adaptation module's file (its SHA-256 names the module)
+
+    @property
+    def ours(self) -> bool:
+        """maa's own module (models/go2-adaptation, trained in the MuJoCo Go2), not a WTW run."""
+        return ADAPTATION_MARKER in self.raw
+
+    @property
+    def adaptation_sha256(self) -> str:
+        return file_sha256(self.adaptation_path)
+
+    def describe(self) -> str:
+        """The one line that says which adaptation module is in use."""
+        where = self.source
+        try:  # short when it lies under the working directory (the usual case)
+            where = str(Path(self.source).resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            pass
+        kind = "ours (trained in the MuJoCo Go2)" if self.ours else "a walk-these-ways run"
+        return f"adaptation module: {where}, {kind}, sha256 {self.adaptation_sha256[:12]}"
 
 
 def _load_jit(path: Path) -> torch.nn.Module:
@@ -136,10 +163,21 @@ def _load_jit(path: Path) -> torch.nn.Module:
     return m.eval()
 
 
-def load_wtw_run(path) -> WtwRun:
+def default_wtw_run_dir() -> Path:
+    """The adaptation module shipped with the package (ours; a pretrained WTW run dir replaces it)."""
+    return package_path("models", DEFAULT_ADAPTATION)
+
+
+def wtw_run_dir(path=None) -> Path:
+    """`path` as given (or the package's models/<name>), or the shipped module when empty."""
+    return default_wtw_run_dir() if not path else resolve(path, "models")
+
+
+def load_wtw_run(path=None) -> WtwRun:
     """A WTW run directory: parameters.pkl (or a JSON dump of its Cfg), checkpoints/adaptation_module_latest.jit,
-    optional checkpoints/body_latest.jit. Files may also sit at the top of the directory."""
-    root = Path(path)
+    optional checkpoints/body_latest.jit. Files may also sit at the top of the directory. Empty or
+    None = the shipped module (models/go2-adaptation)."""
+    root = wtw_run_dir(path)
     check(root.is_dir(), f"{root}: no such walk-these-ways run directory")
 
     def find(*names):
@@ -171,7 +209,58 @@ def load_wtw_run(path) -> WtwRun:
         out = adaptation(torch.zeros(1, cfg.history_dim))
     check(tuple(out.shape) == (1, cfg.latent_dim),
           f"{ad}: adaptation module maps (1, {cfg.history_dim}) to {tuple(out.shape)}, expected (1, {cfg.latent_dim})")
-    return WtwRun(cfg, raw, adaptation, body, str(root))
+    return WtwRun(cfg, raw, adaptation, body, str(root), str(ad))
+
+
+# -- which adaptation module a generator's students were trained with ------------------------------
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def recorded_adaptation(generator_dir) -> dict | None:
+    """The `adaptation_module` record of generator_dir/generator.json (None: the folder has none)."""
+    meta = Path(generator_dir) / "generator.json"
+    try:
+        rec = json.loads(meta.read_text()).get(ADAPTATION_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None  # the generator loader reports an unreadable folder itself
+    return rec if isinstance(rec, dict) and isinstance(rec.get("sha256"), str) else None
+
+
+def adaptation_record(run: WtwRun, note: str = "") -> dict:
+    """What generator.json keeps about the adaptation module the students were trained with."""
+    rec = {"sha256": run.adaptation_sha256, "source": Path(run.source).name, "ours": run.ours}
+    if note:
+        rec["note"] = note
+    return rec
+
+
+def write_adaptation_record(generator_dir, rec: dict) -> None:
+    meta_path = Path(generator_dir) / "generator.json"
+    meta = json.loads(meta_path.read_text())
+    meta[ADAPTATION_KEY] = rec
+    meta_path.write_text(json.dumps(meta, indent=1))
+
+
+def check_adaptation_match(generator_dir, run: WtwRun, accept: bool = False) -> str:
+    """Refuses (MaaError, one line) a generator whose students were trained with another adaptation
+    module than `run`'s, unless `accept`. Returns a line to print (the match, or why it was let through)."""
+    rec = recorded_adaptation(generator_dir)
+    have = run.adaptation_sha256
+    if rec is None:
+        return f"{generator_dir}: records no adaptation module; running with {have[:12]} unchecked"
+    want = rec["sha256"]
+    if want == have:
+        return f"adaptation module matches the one {generator_dir} was trained with (sha256 {have[:12]})"
+    msg = (f"{generator_dir}/generator.json: students trained with adaptation module sha256 {want[:12]} "
+           f"({rec.get('source', '?')}), but {run.source} has {have[:12]}")
+    if accept:
+        return f"warning: {msg}; accepted (accept_adaptation_mismatch)"
+    raise MaaError(f"{msg}; use the matching module, or set accept_adaptation_mismatch (maa demo: --accept-adaptation-mismatch)")
 
 
 # -- observation ---------------------------------------------------------------------------------

@@ -193,3 +193,12 @@ class WtwSimEnv:
     @property
     def history(self) -> np.ndarray:
         return self.builder.history
+
+
+def make_env(wtw_dir) -> tuple["WtwSimEnv", "torch.nn.Module"]:
+    """(WtwSimEnv, adaptation module) for the Go2 with the policy settings of the walk-these-ways run
+    in `wtw_dir` (its adaptation module writes the actor's latent)."""
+    from ..wtw import load_wtw_run
+
+    run = load_wtw_run(wtw_dir)
+    return WtwSimEnv("go2", run.config), run.adaptation

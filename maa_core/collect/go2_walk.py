@@ -1,5 +1,6 @@
-"""The locomotion data path that runs without IsaacGym: DAgger distillation of the trot expert
-(`maa_core/go2/gait.py`) into small walk-these-ways actors on the MuJoCo Go2 (docs/data.md).
+"""The Go2 walking dataset ("go2-walk": the method, the task, the student spec and data/go2-walk),
+built without IsaacGym: DAgger distillation of the trot expert (`maa_core/go2/gait.py`) into small
+walk-these-ways actors on the MuJoCo Go2 (docs/data.md). Also its held-out prompts and the prompt bag.
 
 One run = one seed. The seed draws the run's gait (speed, body height, swing height, duty factor,
 stance width, foot offset) from `GaitRange`, the student's initialisation, its learning rate and its
@@ -27,7 +28,9 @@ import numpy as np
 
 from ..errors import MaaError, check
 
-DEFAULT_WTW = "../shared/wtw"
+DEFAULT_WTW = ""   # the shipped adaptation module (models/go2-adaptation; go2/wtw.py wtw_run_dir)
+METHOD = "go2-walk"  # the collect/jobs.py method name (record keys <task>/go2-walk/<seed>/<step>)
+TRAJ_OBS_DIM = 70    # stored trajectories: the Go2 controller's 70-value observation (maa/go2/steps rows)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class LocoDistillConfig:
                                      # differ by what each gait taught them, not by unrelated random inits
     base: str = ""                   # a base student (flat parameters, .npy) every run starts from ...
     freeze_layers: int = 1           # ... with this many leading trunk layers frozen (shared features)
-    wtw_dir: str = DEFAULT_WTW       # the adaptation module's run directory
+    wtw_dir: str = DEFAULT_WTW       # the adaptation module's run directory ("" = the shipped one)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "LocoDistillConfig":
@@ -127,22 +130,14 @@ class Student:
         return self.spec.flatten(self.actor).numpy().copy()
 
 
-def make_env(wtw_dir: str = DEFAULT_WTW):
-    """(WtwSimEnv, adaptation module) for the Go2 with the pretrained WTW run's policy settings."""
-    from ..go2.sim.env import WtwSimEnv
-    from ..go2.wtw import load_wtw_run
-
-    run = load_wtw_run(wtw_dir)
-    return WtwSimEnv("go2", run.config), run.adaptation
-
-
-def distill_locomotion_run(seed: int, n_checkpoints: int, n_prompts: int, cfg: dict | None = None,
-                           emit_checkpoint=None, emit_prompt=None, log=None) -> dict:
+def go2_walk_run(seed: int, n_checkpoints: int, n_prompts: int, cfg: dict | None = None,
+                 emit_checkpoint=None, emit_prompt=None, log=None) -> dict:
     """One run (see module docstring). `emit_*` receive `collect.distill.Emitted` items; prompt records
     are the run's expert walks (held-out behaviour for prompting), checkpoint records its students."""
     import torch
 
     from ..go2.gait import GaitExpert
+    from ..go2.sim.env import make_env
     from ..go2.walk import walk
     from .distill import Emitted
 
@@ -195,6 +190,12 @@ def distill_locomotion_run(seed: int, n_checkpoints: int, n_prompts: int, cfg: d
             "losses": [round(x, 6) for x in st.losses], **base}
 
 
+def collect_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: dict | None = None,
+                emit_checkpoint=None, emit_prompt=None, spec_name: str = "go2-walk", log=None) -> dict:
+    """The method-table entry (collect/jobs.py): the task is the dataset's, the spec the config's."""
+    return go2_walk_run(seed, n_checkpoints, n_prompts, cfg, emit_checkpoint, emit_prompt, log)
+
+
 def _usable(r, c: LocoDistillConfig):
     """A walk's (inputs, labels) without its last `drop_before_fall` seconds when it fell."""
     dt = r.seconds / max(len(r.inputs), 1)
@@ -230,6 +231,7 @@ def train_base_student(out, cfg: LocoDistillConfig = LocoDistillConfig(), b: Bas
     import torch
 
     from ..go2.gait import GaitExpert
+    from ..go2.sim.env import make_env
     from ..go2.walk import walk
     from ..specs import get_spec
 
@@ -276,20 +278,20 @@ class LocoDatasetPlan:
     heldout_seed_offset: int = 1000  # their seeds: offset .. offset + heldout - 1
 
 
-def plan_locomotion_jobs(plan: LocoDatasetPlan = LocoDatasetPlan(), cfg: dict | None = None):
+def plan_go2_walk_jobs(plan: LocoDatasetPlan = LocoDatasetPlan(), cfg: dict | None = None):
     import json
 
     from .jobs import Job
 
     LocoDistillConfig.from_dict(cfg)  # fail early on bad settings
     c = json.dumps(cfg or {}, sort_keys=True)
-    jobs = [Job(TASK, s, "gait", plan.checkpoints_per_run, plan.prompts_per_run, c) for s in range(plan.runs)]
-    jobs += [Job(HELDOUT_TASK, plan.heldout_seed_offset + s, "gait", 0, 1, c) for s in range(plan.heldout)]
+    jobs = [Job(TASK, s, METHOD, plan.checkpoints_per_run, plan.prompts_per_run, c) for s in range(plan.runs)]
+    jobs += [Job(HELDOUT_TASK, plan.heldout_seed_offset + s, METHOD, 0, 1, c) for s in range(plan.heldout)]
     return jobs
 
 
-def build_locomotion_dataset(root, plan: LocoDatasetPlan = LocoDatasetPlan(), cfg: dict | None = None,
-                             workers: int = 1) -> list[dict]:
+def build_go2_walk_dataset(root, plan: LocoDatasetPlan = LocoDatasetPlan(), cfg: dict | None = None,
+                           workers: int = 1) -> list[dict]:
     """Runs (or resumes) every job of the plan into `root` (checkpoints/ and prompts/, spec go2-walk)."""
     from tqdm import tqdm
 
@@ -306,7 +308,7 @@ def build_locomotion_dataset(root, plan: LocoDatasetPlan = LocoDatasetPlan(), cf
             os.replace(tmp, base)
         cfg["base"] = str(base)
     c = LocoDistillConfig.from_dict(cfg)
-    jobs = plan_locomotion_jobs(plan, cfg)
+    jobs = plan_go2_walk_jobs(plan, cfg)
     with tqdm(total=len(jobs), desc="go2 locomotion runs", unit="run") as bar:
         def progress(done, total, r):
             bar.n = done
@@ -315,23 +317,66 @@ def build_locomotion_dataset(root, plan: LocoDatasetPlan = LocoDatasetPlan(), cf
         return run_jobs(jobs, root, workers=workers, spec_name=c.spec, progress=progress)
 
 
+# -- prompts: the held-out walks and the demo's prompt bag ---------------------------------------
+@dataclass
+class HeldoutPrompt:
+    key: str
+    trajectory: object        # Trajectory: (T, 70) observations, (T, 12) actions, no success signal
+    speed: float              # the walk's measured forward speed (m/s)
+    step_frequency: float     # its touchdowns per foot per second (Hz)
+
+
+def heldout_prompts(data_dir, task: str | None = None) -> list[HeldoutPrompt]:
+    """Prompt records of the held-out runs (gaits no training run has), in key order."""
+    from ..dataset import PolicyDataset
+
+    ds = PolicyDataset(Path(data_dir) / "prompts")
+    out = [HeldoutPrompt(r.key, r.trajectories[0], float(r.source["speed"]), float(r.source["step_frequency"]))
+           for r in ds if r.task == (task or HELDOUT_TASK) and r.trajectories]
+    check(out, f"{data_dir}: no held-out prompts (task {task or HELDOUT_TASK})")
+    return sorted(out, key=lambda p: p.key)
+
+
+def record_prompt_bag(path, seed: int, wtw_run_dir: str, topic: str = "/maa/prompt") -> dict:
+    """Writes the clean expert walk of gait `seed` (a seed no training run uses) as a one-prompt
+    ROS 2 bag: rows [70-value observation | 12 actions], exactly the controller's maa/go2/steps rows,
+    from `record_from` seconds on. A `prompt.json` beside it says what the walk was."""
+    import json
+
+    from ..prompts import write_prompts_to_bag
+
+    got = []
+    go2_walk_run(seed, 0, 1, {"wtw_dir": wtw_run_dir}, emit_prompt=got.append)
+    check(len(got) == 1, "prompt bag: the expert walk produced no prompt")
+    item = got[0]
+    path = Path(path)
+    check(not path.exists(), f"{path}: already exists")
+    write_prompts_to_bag(path, [item.trajectories[0]], topic=topic)
+    c = LocoDistillConfig()
+    meta = {"description": f"expert trot, gait seed {seed}, {len(item.trajectories[0])} steps of steady walking",
+            "seed": seed, "speed": item.extra["steady_speed"], "step_frequency": item.extra["step_frequency"],
+            "gait": item.extra["gait"], "recorded_from_s": c.record_from, "topic": topic}
+    (path / "prompt.json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
 def main(argv=None) -> int:
     import argparse
     import sys
 
-    ap = argparse.ArgumentParser(prog="python -m maa_core.collect.locomotion",
+    ap = argparse.ArgumentParser(prog="python -m maa_core.collect.go2_walk",
                                  description="Build the Go2 locomotion dataset in the MuJoCo simulator (no IsaacGym).")
     ap.add_argument("--out", default="data/go2-walk")
     ap.add_argument("--runs", type=int, default=LocoDatasetPlan.runs)
     ap.add_argument("--checkpoints-per-run", type=int, default=LocoDatasetPlan.checkpoints_per_run)
     ap.add_argument("--heldout", type=int, default=LocoDatasetPlan.heldout)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--wtw", default=DEFAULT_WTW, help="walk-these-ways run directory with the adaptation module")
+    ap.add_argument("--wtw", default=DEFAULT_WTW, help="walk-these-ways run directory with the adaptation module (default: models/go2-adaptation)")
     a = ap.parse_args(argv)
     try:
         check(a.runs >= 0 and a.heldout >= 0 and a.checkpoints_per_run >= 1, "--runs/--heldout >= 0, --checkpoints-per-run >= 1")
         cfg = {} if a.wtw == DEFAULT_WTW else {"wtw_dir": a.wtw}
-        build_locomotion_dataset(a.out, LocoDatasetPlan(a.runs, a.checkpoints_per_run, 1, a.heldout), cfg, a.workers)
+        build_go2_walk_dataset(a.out, LocoDatasetPlan(a.runs, a.checkpoints_per_run, 1, a.heldout), cfg, a.workers)
     except MaaError as e:
         print(f"maa: error: {e}", file=sys.stderr)
         return 2

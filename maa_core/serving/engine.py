@@ -1,5 +1,5 @@
-"""Prompt -> chosen actor, without ROS: K candidates, screening, revert history, and a worker
-thread so the node's executor never runs a diffusion sampling loop.
+"""Prompt -> chosen actor: K candidates, screening, revert history, and a worker thread so the
+generator node's executor never runs a diffusion sampling loop.
 """
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from maa_core.actor_io import ActorBlob
-from maa_core.errors import MaaError, check
-from maa_core.trajectory import Trajectory
-
-from .screening import Screening, screen
+from ..actor_io import ActorBlob
+from ..errors import MaaError, check
+from ..trajectory import Trajectory
+from .screening import Scorer, Screening, screen
 
 
 @dataclass
@@ -54,10 +53,12 @@ class Engine:
     """Wraps a PolicyGenerator: one prompt in, the chosen candidate as an ActorBlob out."""
 
     def __init__(self, generator, num_candidates: int = 8, seed: int = 0, do_screen: bool = True,
-                 max_abs_action: float = 20.0, rollout: Callable | None = None, name: str = "maa"):
+                 max_abs_action: float = 20.0, scorer: Scorer | None = None, name: str = "maa",
+                 blob_extra: dict | None = None):
         check(num_candidates >= 1, f"num_candidates must be >= 1, got {num_candidates}")
+        self.blob_extra = dict(blob_extra or {})  # into every blob's header (e.g. the policy contract)
         self.gen, self.K, self.seed = generator, int(num_candidates), int(seed)
-        self.do_screen, self.max_abs_action, self.rollout = do_screen, float(max_abs_action), rollout
+        self.do_screen, self.max_abs_action, self.scorer = do_screen, float(max_abs_action), scorer
         self.name = name
         self._attempts: dict[str, int] = {}
 
@@ -72,12 +73,12 @@ class Engine:
         params = self.gen.generate([traj], num_policies=self.K, seed=seed).params[0]  # (K, P)
         sc, k = None, 0
         if self.do_screen:
-            sc = screen(self.gen.spec, params, traj, self.max_abs_action, self.rollout)
+            sc = screen(self.gen.spec, params, traj, self.max_abs_action, self.scorer)
             k = sc.best
             if k < 0:
                 raise MaaError(f"prompt {prompt_id}: all {self.K} candidates failed screening ({sc.reasons[0]})")
         gid = f"{self.name}-{uuid.uuid4().hex[:12]}"
-        extra = {"candidate": k, "num_candidates": self.K, "seed": seed}
+        extra = {**self.blob_extra, "candidate": k, "num_candidates": self.K, "seed": seed}
         if sc is not None:
             extra.update(score=float(sc.score[k]), valid=int(sc.valid.sum()))
         blob = ActorBlob(self.gen.spec, params[k], generation_id=gid, prompt_id=prompt_id, extra=extra)

@@ -1,0 +1,227 @@
+"""`maa demo` (`make demo`): the main job on the simulated Go2 (config/demo_go2.yaml).
+
+    [1/4] go2-walk dataset (MuJoCo, no IsaacGym): built on first use, then reused (only when training)
+    [2/4] locomotion generator (segment-mode prompts): the one shipped in `pretrained` (trained by this
+          config, float16 weights), a generator trained earlier in run_dir, or trained now
+    [3/4] the go2_generate graph over ROS + DDS: the shipped prompt bag -> generator node ->
+          actor -> controller node -> simulated Go2; forward speed, falls, swap latency
+    [4/4] the walk's video (MuJoCo offscreen, chase camera), path plot and tracking plot; results JSON
+          (demos/go2_outputs.py; without a GL backend: the stick-figure GIF and a line saying why)
+
+Step 3 runs ROS nodes: it is the ROS package's `run_graph_walk`, found through an entry point
+(`graph_walk.graph_walker()`), so maa_core imports no ROS. The same engine the generator node
+builds, for in-process walks (benchmark, tests): `make_engine`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from ..config import read_yaml_mapping
+from ..errors import MaaError, check
+from ..resources import resolve
+
+DEFAULT_CONFIG = "config/demo_go2.yaml"
+
+
+@dataclass(frozen=True)
+class Go2DemoConfig:
+    data_dir: str = "data/go2-walk"
+    plan: dict = field(default_factory=dict)        # LocoDatasetPlan fields (collect/go2_walk.py)
+    distill: dict = field(default_factory=dict)     # LocoDistillConfig overrides (every run of the dataset)
+    workers: int = 2
+    run_dir: str = "runs/go2-demo"
+    wtw_run_dir: str = ""                           # adaptation module run dir; "" = ours (models/go2-adaptation)
+    accept_adaptation_mismatch: bool = False        # run students trained with another adaptation module
+    prompt_bag: str = "bags/go2-walk"               # a path, or a bag the package ships (bags/<name>)
+    generator: dict = field(default_factory=dict)   # GeneratorConfig overrides (with 'preset')
+    pretrained: str = ""                            # shipped generator folder (models/<name>); '' = always train
+    num_candidates: int = 16
+    screen_steps: int = 1000                        # generator node sim_screen_steps
+    walk_seconds: float = 20.0
+    gif_seconds: float = 4.0                        # stick-figure GIF, only when there can be no video
+    video: dict = field(default_factory=dict)       # VideoConfig overrides (go2/sim/render.py)
+    seed: int = 0
+
+    @classmethod
+    def load(cls, path) -> "Go2DemoConfig":
+        d = read_yaml_mapping(path, "demo config")
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        check(not unknown, f"{path}: unknown key(s) {sorted(unknown)} (known: {sorted(known)})")
+        return cls(**d)
+
+    @property
+    def prompt_bag_path(self) -> Path:
+        return resolve(self.prompt_bag, "bags")
+
+    @property
+    def pretrained_path(self) -> Path | None:
+        return resolve(self.pretrained, "models") if self.pretrained else None
+
+
+def generator_config(cfg: Go2DemoConfig):
+    from ..config import GeneratorConfig, apply_overrides
+
+    g = dict(cfg.generator)
+    return apply_overrides(GeneratorConfig.preset_named(g.pop("preset", "cpu")), g)
+
+
+def ensure_dataset(cfg: Go2DemoConfig, say=print) -> Path:
+    from ..collect.go2_walk import LocoDatasetPlan, build_go2_walk_dataset
+
+    root = Path(cfg.data_dir)
+    plan = LocoDatasetPlan(**cfg.plan)
+    t0 = time.time()
+    say(f"[1/4] go2-walk dataset {root} ({plan.runs} distilled runs, {plan.heldout} held-out prompts; "
+        f"reused when complete)")
+    build_go2_walk_dataset(root, plan, dict(cfg.distill), workers=cfg.workers)
+    say(f"      ready ({time.time() - t0:.0f} s)")
+    return root
+
+
+def trained_generator(cfg: Go2DemoConfig) -> Path | None:
+    """The generator the demo runs without training: run_dir/generator if trained earlier, else the
+    shipped `pretrained` folder; None = train."""
+    for d in (Path(cfg.run_dir) / "generator", cfg.pretrained_path):
+        if d is not None and (d / "generator.json").is_file():
+            return d
+    return None
+
+
+def ensure_generator(cfg: Go2DemoConfig, data_dir: Path | None = None, say=print, progress: bool = True,
+                     train: bool = False) -> Path:
+    """trained_generator(cfg), or (train=True, or none there) trains run_dir/generator from the dataset
+    (built first when `data_dir` is None)."""
+    from ..train import TrainerOptions, train_from_dataset
+
+    gen_dir = Path(cfg.run_dir) / "generator"
+    t0 = time.time()
+    found = None if train else trained_generator(cfg)
+    if found is not None:
+        say(f"[2/4] generator {found} ({'shipped with the repository' if found != gen_dir else 'reused'})")
+        return found
+    data_dir = data_dir or ensure_dataset(cfg, say)
+    gcfg = generator_config(cfg)
+    say(f"[2/4] training the locomotion generator ({gcfg.preset} preset, segment prompts) -> {gen_dir}")
+    train_from_dataset(data_dir / "checkpoints", gen_dir, gcfg,
+                       TrainerOptions(run_dir=Path(cfg.run_dir) / "train", progress=progress))
+    # the students were distilled with the dataset's adaptation module: the controller checks it
+    from ..go2.wtw import adaptation_record, load_wtw_run, write_adaptation_record
+    write_adaptation_record(gen_dir, adaptation_record(load_wtw_run(dict(cfg.distill).get("wtw_dir", ""))))
+    say(f"      done ({time.time() - t0:.0f} s)")
+    return gen_dir
+
+
+def make_engine(gen, wtw_run_dir: str, num_candidates: int = 8, seed: int = 0, screen_steps: int = 200,
+                sim_screen: str = "go2-walk"):
+    """The generator node's engine with its Go2 screening, in-process: K candidates, the best by a
+    MuJoCo rollout (survival, then forward speed)."""
+    from ..go2.config import load_robot_config
+    from ..serving.engine import Engine
+    from ..serving.scorers import make_scorer
+
+    cfg = load_robot_config("go2")
+    scorer = make_scorer(sim_screen, screen_steps, gen.spec, wtw_run_dir)
+    return Engine(gen, num_candidates, seed, True, cfg.safety.max_abs_action, scorer=scorer)
+
+
+def prompt_metadata(bag: Path) -> dict:
+    meta = bag / "prompt.json"
+    return json.loads(meta.read_text()) if meta.is_file() else {}
+
+
+SHIP_SHARD_BYTES = 4 * 2 ** 20  # committed files stay well below the repository's 5 MB limit
+
+
+def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool = False,
+                 export: str | None = None, wtw_run_dir: str | None = None,
+                 accept_adaptation_mismatch: bool | None = None) -> dict:
+    """train: train run_dir/generator from the dataset even if one exists (shipped or earlier);
+    export: then write its float16 shipping copy to this folder (how `pretrained` is made);
+    wtw_run_dir / accept_adaptation_mismatch: override the config's (None = keep)."""
+    import torch
+
+    from ..go2.sim.render import VideoConfig
+    from ..go2.verdict import WalkCriteria
+    from .go2_outputs import straight_command, write_walk_outputs
+    from .graph_walk import GraphWalkConfig, graph_walker
+
+    t0 = time.time()
+    config_path = resolve(config_path, "config")
+    cfg = Go2DemoConfig.load(config_path)
+    try:
+        video_cfg = VideoConfig.from_dict(cfg.video)
+    except (MaaError, TypeError) as e:
+        raise MaaError(f"{config_path}: {e}") from None
+    run_graph_walk = graph_walker()  # before any work: without the ROS package the demo cannot run
+    from ..go2.wtw import check_adaptation_match, load_wtw_run, recorded_adaptation, write_adaptation_record
+    if wtw_run_dir is not None or accept_adaptation_mismatch is not None:
+        cfg = replace(cfg, **{k: v for k, v in (("wtw_run_dir", wtw_run_dir),
+                                                 ("accept_adaptation_mismatch", accept_adaptation_mismatch))
+                              if v is not None})
+    try:
+        wtw = load_wtw_run(cfg.wtw_run_dir)
+    except MaaError as e:
+        raise MaaError(f"{e} (wtw_run_dir in {config_path})") from None
+    print(wtw.describe())
+    bag = cfg.prompt_bag_path
+    check(bag.is_dir(), f"{bag}: the prompt bag is missing (prompt_bag in {config_path})")
+    if not train and trained_generator(cfg) is not None:
+        print("[1/4] locomotion dataset: not needed (the generator is already trained)")
+    gen_dir = ensure_generator(cfg, progress=progress, train=train)  # builds the dataset first if it trains
+    if export:
+        from ..pipeline import PolicyGenerator
+
+        out = PolicyGenerator.from_pretrained(gen_dir, device="cpu").save_pretrained(
+            export, dtype=torch.float16, max_shard_bytes=SHIP_SHARD_BYTES)
+        rec = recorded_adaptation(gen_dir)
+        if rec is not None:  # which adaptation module the students were trained with travels along
+            write_adaptation_record(out, rec)
+        print(f"      exported a float16 copy in shards of <= {SHIP_SHARD_BYTES / 2 ** 20:g} MiB -> {out}")
+    print(f"      {check_adaptation_match(gen_dir, wtw, cfg.accept_adaptation_mismatch)}")
+    run_dir = Path(cfg.run_dir)
+    meta = prompt_metadata(bag)
+    print(f"[3/4] go2_generate graph: prompt bag {bag} ({meta.get('description', 'recorded walk')}) -> generator "
+          f"node -> controller node -> simulated Go2 over DDS")
+    walk = run_graph_walk(GraphWalkConfig(str(gen_dir), str(bag), wtw.source, seconds=cfg.walk_seconds,
+                                          num_candidates=cfg.num_candidates, seed=cfg.seed,
+                                          sim_screen_steps=cfg.screen_steps), run_dir / "graph")
+    m = walk.metrics
+    crit = WalkCriteria()
+    walks = crit.walks(m["fell"], m["speed"])
+    print("[4/4] video (MuJoCo offscreen), path plot and tracking plot")
+    z, s = walk.log, walk.run_start
+    in_walk = z["t"][(z["t"] >= s) & (z["t"] <= s + cfg.walk_seconds)]
+    outputs = write_walk_outputs(
+        run_dir, z, s, cfg.walk_seconds,
+        f"generated actor on the simulated Go2 (ROS path): {m['speed']:.2f} m/s, {'fell' if m['fell'] else 'no fall'}",
+        command=straight_command(in_walk, meta.get("speed")), command_label="prompt's speed, straight ahead",
+        speed_target=meta.get("speed"), video=video_cfg, gif_seconds=cfg.gif_seconds)
+    result = {"walks": walks, **m, "swap_latency_ms": round(walk.swap_latency_ms, 2),
+              "prompt_to_actor_s": round(walk.generation_s, 2), "prompt": meta, **outputs,
+              "total_s": round(time.time() - t0, 1)}
+    print()
+    print(f"  forward speed   {m['speed']:.3f} m/s over {m['seconds']:.1f} s simulated "
+          f"(prompt walked {meta.get('speed', float('nan')):.3f} m/s)")
+    print(f"  falls           {int(m['fell'])}")
+    print(f"  step frequency  {m['step_frequency']:.2f} Hz (prompt {meta.get('step_frequency', float('nan')):.2f} Hz)")
+    print(f"  lateral drift   {m['lateral']:.2f} m")
+    print(f"  swap latency    {walk.swap_latency_ms:.1f} ms (actor message -> first tick running it)")
+    print(f"  prompt -> actor {walk.generation_s:.1f} s ({cfg.num_candidates} candidates, each screened by a "
+          f"{cfg.screen_steps}-step rollout in the sim)")
+    print(f"  verdict         {'WALKS' if walks else 'does not walk'} (>= {crit.min_speed:g} m/s for "
+          f"{cfg.walk_seconds:.0f} s, no fall)")
+    print()
+    if outputs["video"]:
+        st = outputs["video_stats"]
+        print(f"video {outputs['video']} ({st['frames']} frames, {st['bytes'] / 1e6:.2f} MB, rendered in "
+              f"{outputs['video_s']:.0f} s; a frame: {outputs['frame']})")
+    else:
+        print(f"{outputs['no_video']}; the stick figure instead: {outputs['gif']}")
+    print(f"path  {outputs['path_plot']}\nplot  {outputs['plot']}")
+    (run_dir / "demo_results.json").write_text(json.dumps(result, indent=1))
+    print(f"results: {run_dir / 'demo_results.json'} (total {result['total_s']:.0f} s)")
+    return result

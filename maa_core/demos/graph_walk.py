@@ -1,0 +1,97 @@
+"""One walk through the full ROS path on the simulated Go2, the ROS-free half:
+
+    prompt bag ─► maa_bag_player ─► maa_generator (K candidates, Go2 sim screening) ─► maa/actor
+      ─► maa_go2_controller (backend sim: MuJoCo Go2 behind a loopback DDS bridge) ─► robot walks
+
+What to run (`GraphWalkConfig`), what came back (`GraphWalk`), the nodes' parameter file, and the
+verdict from the observer's DDS log. The half that starts the graph and listens on ROS is
+`maa_ros/go2_walk.py`; maa_core reaches it through the `maa.commands` entry point group
+(`graph_walker()`), never by importing maa_ros.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MaaError, check
+
+ENTRY_POINTS = "maa.commands"        # setup.py entry_points group of the ROS package's parts maa_core uses
+GRAPH_WALK = "go2-graph-walk"        # its entry: run_graph_walk(GraphWalkConfig, work_dir, progress) -> GraphWalk
+
+
+@dataclass(frozen=True)
+class GraphWalkConfig:
+    generator_dir: str
+    prompt_bag: str
+    wtw_run_dir: str
+    spec: str = "go2-walk"            # the controller's actor spec
+    seconds: float = 20.0             # walk length judged (simulated time from the first RUN command)
+    num_candidates: int = 8
+    seed: int = 0
+    screen: bool = True               # generator node: validity screening + ranking by a sim rollout
+    sim_screen: str = "go2-walk"      # the scorer (maa_core/serving/scorers.py)
+    sim_screen_steps: int = 200
+    ros_domain: int = 77              # ROS_DOMAIN_ID of the graph
+    dds_domain: int = 3               # Unitree DDS domain of the simulated robot (loopback)
+    start_timeout_s: float = 240.0    # graph start + generation until the actor is published
+    run_timeout_s: float = 15.0       # enable -> first RUN tick (stand-up takes stand.duration_s)
+    enable_attempts: int = 3
+    margin_s: float = 8.0             # extra wall time after the judged walk (real-time factor < 1)
+
+
+@dataclass
+class GraphWalk:
+    metrics: dict
+    actor: bytes                      # the actor blob the generator published
+    swap_latency_ms: float            # controller: actor message to first tick running it
+    generation_s: float               # generator: prompt to published actor (K candidates + screening)
+    log: dict = field(repr=False, default_factory=dict)   # observer arrays (t, pos, vel, quat, q, foot, kp)
+    run_start: float = 0.0            # sim time of the first RUN command
+
+
+def params_file(cfg: GraphWalkConfig, path: Path) -> Path:
+    """The package's config/go2.yaml with this walk's generator and controller settings."""
+    import yaml
+
+    from ..resources import package_path
+
+    p = yaml.safe_load(package_path("config", "go2.yaml").read_text())
+    p["maa_generator"]["ros__parameters"].update(
+        generator_dir=str(cfg.generator_dir), num_candidates=cfg.num_candidates, seed=cfg.seed, screen=cfg.screen,
+        sim_screen=cfg.sim_screen if cfg.screen else "", sim_screen_steps=cfg.sim_screen_steps, wtw_run_dir=str(cfg.wtw_run_dir))
+    p["maa_go2_controller"]["ros__parameters"].update(
+        spec=cfg.spec, enable_on_start=False, dds_domain=cfg.dds_domain, wtw_run_dir=str(cfg.wtw_run_dir))
+    # the generator subscribes to prompts only once loaded (14 s seen at load 6): a 10 s wait played the
+    # bag to nobody and the walk waited for an actor that never came
+    p["maa_bag_player"]["ros__parameters"].update(wait_timeout=float(cfg.start_timeout_s))
+    path.write_text(yaml.safe_dump(p))
+    return path
+
+
+def judge_log(z: dict, run_kp: float, seconds: float, where: str) -> tuple[dict, float]:
+    """(walk metrics, sim time the walk started) from the observer's log: the longest stretch of RUN
+    gains (an enable retried after a fault leaves a shorter one before it), judged by go2.verdict."""
+    from ..go2.verdict import metrics_from_log
+
+    is_run = np.isclose(z["kp"], run_kp).astype(int)
+    check(is_run.any(), f"the robot never ran the actor (no RUN gains in the log); see {where}")
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], is_run, [0]])))
+    starts, stops = edges[0::2], edges[1::2]
+    start = float(z["t"][starts[np.argmax(stops - starts)]])
+    return metrics_from_log(z["t"], z["pos"], z["quat"], z["foot"], start, seconds), start
+
+
+def graph_walker():
+    """run_graph_walk of the installed ROS package, found by its entry point."""
+    from importlib.metadata import entry_points
+
+    found = [e for e in entry_points(group=ENTRY_POINTS) if e.name == GRAPH_WALK]
+    if not found:
+        raise MaaError(f"the Go2 demo needs the ROS package's {GRAPH_WALK!r} (entry point group {ENTRY_POINTS!r}), "
+                       f"which is not installed: run `pip install --no-deps -e .` (or colcon build) in the checkout")
+    try:
+        return found[0].load()
+    except ImportError as e:  # maa_ros is there, its ROS dependencies (rclpy, ...) are not
+        raise MaaError(f"the Go2 demo needs ROS 2 (rclpy) for {found[0].value}: {e}") from None

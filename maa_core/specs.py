@@ -83,6 +83,8 @@ class PolicySpec:
         check(self.action_head in names, f"spec {self.name}: action_head {self.action_head!r} not in {names}")
         for n, l in self.heads:
             check(l.in_dim == dims[-1], f"spec {self.name}: head {n} in_dim {l.in_dim} != {dims[-1]}")
+            check(l.activation == "identity", f"spec {self.name}: head {n} activation {l.activation!r}, "
+                  "expected 'identity' (heads are linear)")
         check(dict(self.heads)[self.action_head].out_dim == self.act_dim,
               f"spec {self.name}: action head out_dim != act_dim {self.act_dim}")
         check(self.squash in ("tanh", "none"), f"spec {self.name}: squash must be 'tanh' or 'none'")

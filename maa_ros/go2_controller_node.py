@@ -17,6 +17,8 @@ loopback, so the controller talks to it exactly as to the robot; "unitree": DDS 
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import queue
 import threading
 import time
@@ -72,6 +74,9 @@ class Go2ControllerNode(MaaNode):
             wtw = load_wtw_run(run_dir)  # "" = the shipped adaptation module (models/go2-adaptation)
             self.contract = contract_of(cfg, wtw)  # what an actor's contract must equal
             self.get_logger().info(wtw.describe())
+            if self.param("accept_adaptation_mismatch"):  # students trained with another module may run
+                self.contract = replace(self.contract, adaptation_sha256="")
+                self.get_logger().warning("accept_adaptation_mismatch: actors trained with any adaptation module are accepted")
             self.wtw_source = wtw.source
             domain = self.param("dds_domain")
             if backend == "sim":

@@ -60,7 +60,7 @@ NODE_PARAMETERS: dict[str, dict[str, object]] = {
         "rate": 1.0,                    # prompts per second
         "loop": False,
         "wait_for_subscribers": 1,      # wait until this many subscribers match before playing
-        "wait_timeout": 10.0,
+        "wait_timeout": 60.0,          # the generator node subscribes only once its model is loaded (10-20 s under load)
     },
     "maa_prompt_recorder": {
         "input": "steps",               # "steps": Float32MultiArray step rows; "joint_state": sensor_msgs/JointState
@@ -81,6 +81,7 @@ NODE_PARAMETERS: dict[str, dict[str, object]] = {
         "backend": "sim",               # "sim" | "unitree"
         "network_interface": "",        # unitree: NIC connected to the robot
         "wtw_run_dir": "",              # walk-these-ways run: adaptation module (+ its body as first actor, if any)
+        "accept_adaptation_mismatch": False,  # run actors whose students were trained with another module
         "robot_config": "go2",          # robot constants: "go2" (config/go2_robot.yaml) or a YAML path
         "spec": "go2-wtw",              # policy spec of the actors it runs (go2-walk: the MuJoCo-distilled students)
         "dds_domain": -1,               # Unitree DDS domain; -1 = robot config's (unitree) or 1 (sim)
@@ -138,6 +139,8 @@ GO2_ARGUMENTS = (
     Argument("generator_dir", "go2-walk", "generator folder (PolicyGenerator.save_pretrained), or the name of one "
              "the package ships in models/ (go2-walk: the locomotion generator); empty: the parameter file's"),
     Argument("wtw_run_dir", "", "walk-these-ways run folder: the actor until a generated one arrives"),
+    Argument("accept_adaptation_mismatch", "false", "controller: run actors whose students were trained with "
+             "another adaptation module than wtw_run_dir's", ("true", "false")),
     Argument("prompt_bag", "", "rosbag2 folder whose prompts are played once the generator listens, or the "
              "name of one the package ships in bags/ (go2-walk: a recorded walk)"),
     Argument("prompt_topic", "", "topic to read in prompt_bag (empty: every Float32MultiArray topic)"),
@@ -176,6 +179,8 @@ def go2_generate(args: dict[str, str]) -> list[NodeSpec]:
             over["network_interface"] = a["network_interface"]
         if a["wtw_run_dir"]:
             over["wtw_run_dir"] = a["wtw_run_dir"]
+        if _bool(a["accept_adaptation_mismatch"]):
+            over["accept_adaptation_mismatch"] = True
         spec = _generator_spec(a["generator_dir"])
         if spec:  # the controller runs the actors this generator makes (e.g. go2-walk for models/go2-walk)
             over["spec"] = spec

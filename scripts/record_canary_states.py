@@ -1,6 +1,6 @@
 """Record the reference states of the Go2 validator's canary batch -> models/go2-canary-states.npz.
 
-    .venv/bin/python scripts/record_canary_states.py [--wtw ../shared/wtw] [--out models/go2-canary-states.npz]
+    .venv/bin/python scripts/record_canary_states.py [--wtw RUN_DIR] [--out models/go2-canary-states.npz]
 
 The simulated Go2 (in-process MuJoCo, the controller's own observation builder) stands at the policy
 gains for the warm-up the controller also gives an actor, then the model-based trot expert walks it at
@@ -54,7 +54,7 @@ def record(wtw_dir: str, plan: RecordPlan = RecordPlan()) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--wtw", default=str(REPO.parent / "shared" / "wtw"))
+    ap.add_argument("--wtw", default="", help="adaptation module run dir (\"\" = the shipped one; only the histories are stored)")
     ap.add_argument("--out", default=str(REPO / "models" / "go2-canary-states.npz"))
     a = ap.parse_args()
     data = record(a.wtw)

@@ -114,8 +114,12 @@ def test_shipped_generator_carries_the_default_deployments_contract(ours, shared
     assert mismatch(ours, c) is None
     # the pretrained walk-these-ways run deploys with the same numbers (its Cfg lists more scales,
     # for terms the observation builder does not observe)
+    # its students' module is recorded once (generator.json's adaptation_module) and joins the contract:
+    # the pretrained walk-these-ways module is refused unless the controller is told to accept any
+    assert c.adaptation_sha256 == ours.adaptation_sha256
     wtw = contract_of(load_robot_config("go2"), load_wtw_run(shared_dir / "wtw"))
-    assert mismatch(wtw, c) is None
+    assert mismatch(wtw, c).startswith("policy contract field adaptation_sha256:")
+    assert mismatch(dataclasses.replace(wtw, adaptation_sha256=""), c) is None  # accept_adaptation_mismatch
     assert mismatch(wtw, ours).startswith("policy contract field adaptation_sha256:")
 
 

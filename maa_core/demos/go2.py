@@ -186,7 +186,9 @@ def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool 
     meta = prompt_metadata(bag)
     print(f"[3/4] go2_generate graph: prompt bag {bag} ({meta.get('description', 'recorded walk')}) -> generator "
           f"node -> controller node -> simulated Go2 over DDS")
-    walk = run_graph_walk(GraphWalkConfig(str(gen_dir), str(bag), wtw.source, seconds=cfg.walk_seconds,
+    walk = run_graph_walk(GraphWalkConfig(str(gen_dir), str(bag), wtw.source,
+                                          accept_adaptation_mismatch=cfg.accept_adaptation_mismatch,
+                                          seconds=cfg.walk_seconds,
                                           num_candidates=cfg.num_candidates, seed=cfg.seed,
                                           sim_screen_steps=cfg.screen_steps), run_dir / "graph")
     m = walk.metrics

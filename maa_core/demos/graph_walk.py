@@ -26,6 +26,7 @@ class GraphWalkConfig:
     generator_dir: str
     prompt_bag: str
     wtw_run_dir: str
+    accept_adaptation_mismatch: bool = False  # the controller runs actors trained with another module
     spec: str = "go2-walk"            # the controller's actor spec
     seconds: float = 20.0             # walk length judged (simulated time from the first RUN command)
     num_candidates: int = 8
@@ -62,7 +63,8 @@ def params_file(cfg: GraphWalkConfig, path: Path) -> Path:
         generator_dir=str(cfg.generator_dir), num_candidates=cfg.num_candidates, seed=cfg.seed, screen=cfg.screen,
         sim_screen=cfg.sim_screen if cfg.screen else "", sim_screen_steps=cfg.sim_screen_steps, wtw_run_dir=str(cfg.wtw_run_dir))
     p["maa_go2_controller"]["ros__parameters"].update(
-        spec=cfg.spec, enable_on_start=False, dds_domain=cfg.dds_domain, wtw_run_dir=str(cfg.wtw_run_dir))
+        spec=cfg.spec, enable_on_start=False, dds_domain=cfg.dds_domain, wtw_run_dir=str(cfg.wtw_run_dir),
+        accept_adaptation_mismatch=bool(cfg.accept_adaptation_mismatch))
     # the generator subscribes to prompts only once loaded (14 s seen at load 6): a 10 s wait played the
     # bag to nobody and the walk waited for an actor that never came
     p["maa_bag_player"]["ros__parameters"].update(wait_timeout=float(cfg.start_timeout_s))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from ..errors import MaaError, check
@@ -106,8 +106,8 @@ def mismatch(ours: PolicyContract, theirs: PolicyContract) -> str | None:
     first field (and entry) that differs, with both values."""
     for f in fields(PolicyContract):
         a, b = getattr(ours, f.name), getattr(theirs, f.name)
-        if f.name == "adaptation_sha256" and b == "":
-            continue  # the actor's generator recorded no module (generator.json's adaptation_module may)
+        if f.name == "adaptation_sha256" and "" in (a, b):
+            continue  # one side records no module: the actor's generator, or a controller told to accept any
         if _same(a, b):
             continue
         where, a_s, b_s = f.name, _show(a), _show(b)
@@ -171,7 +171,13 @@ def read_generator_contract(folder) -> PolicyContract | None:
         d = json.loads(p.read_text())
     except (OSError, ValueError) as e:
         raise MaaError(f"{p}: not a readable JSON contract ({e})") from None
-    return PolicyContract.from_dict(d, where=str(p))
+    c = PolicyContract.from_dict(d, where=str(p))
+    if not c.adaptation_sha256:  # one record of the module: generator.json's adaptation_module
+        from .wtw import recorded_adaptation
+        rec = recorded_adaptation(folder)
+        if rec is not None:
+            c = replace(c, adaptation_sha256=rec["sha256"])
+    return c
 
 
 def contract_of_blob_extra(extra: dict, where: str = "actor") -> PolicyContract | None:

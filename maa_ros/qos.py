@@ -20,5 +20,8 @@ STATE = qos_profile_sensor_data
 # Small latched status values (e.g. the active generation id): late joiners get the latest.
 LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                      reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# diagnostic_msgs on /diagnostics, as diagnostic_aggregator expects
-DIAGNOSTICS = 10
+# diagnostic_msgs on /diagnostics: reliable, and the last 10 statuses kept for late joiners, so a monitor
+# that matches a node just after it started (discovery takes tens of ms) still sees its first events.
+# A volatile subscriber (diagnostic_aggregator, `ros2 topic echo`) is compatible with this writer.
+DIAGNOSTICS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                         reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -12,8 +12,10 @@ setup:
 demo: setup
 	$(PY) -m maa_core demo
 
+# pytest-xdist workers (test/conftest.py says which tests share one); 0 runs the suite in one process
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q test
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup test
 
 bench: setup  # the quick one; the others (and their long runs) are listed in BENCHMARKS.md
 	$(PY) benchmarks/bench_generate.py

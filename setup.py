@@ -29,7 +29,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ] + _tree("models") + _tree("bags"),
-    install_requires=["numpy", "pyyaml", "torch", "safetensors", "diffusers", "tqdm"],
+    install_requires=["numpy", "pyyaml", "torch", "safetensors", "diffusers", "tqdm", "cryptography"],
     zip_safe=True,
     entry_points={
         "console_scripts": [

@@ -162,6 +162,44 @@ def read_yaml_mapping(path, what: str = "config file") -> dict:
     return d
 
 
+def dataclass_from_mapping(cls, d: dict | None, where: str, required: tuple[str, ...] = ()):
+    """A dataclass from a config mapping: unknown keys, missing required keys and values whose type
+    differs from the field's default (a string where a number belongs) end in one line."""
+    import dataclasses
+
+    d = dict(d or {})
+    flds = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(flds))
+    check(not unknown, f"{where}: unknown key(s) {unknown} (known: {sorted(flds)})")
+    for k in required:
+        check(k in d, f"{where}: missing key {k!r}")
+    for k, v in d.items():
+        f = flds[k]
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        if default is None or v is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(v, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if ok and isinstance(default, float):
+                d[k] = float(v)
+            ok = ok and (isinstance(default, float) or isinstance(v, int))
+        elif isinstance(default, str):
+            ok = isinstance(v, str)
+        elif isinstance(default, (tuple, list)):
+            ok = isinstance(v, (tuple, list))
+            if ok and isinstance(default, tuple):
+                d[k] = tuple(v)
+        elif isinstance(default, dict):
+            ok = isinstance(v, dict)
+        else:
+            ok = True
+        check(ok, f"{where}: {k} = {_describe(v)}, expected {type(default).__name__}")
+    return cls(**d)
+
+
 # -- safetensors -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TensorInfo:

@@ -5,6 +5,8 @@ Publishes   <actor_topic>   std_msgs/UInt8MultiArray    (reliable, transient-loc
             /diagnostics    diagnostic_msgs/DiagnosticArray
 Services    ~/generate_now  std_srvs/Trigger  regenerate from the last good prompt (next seed)
             ~/revert        std_srvs/Trigger  republish the previous actor
+With `signing_key` (a private key file of `maa keygen`) every actor is signed (maa_core/signing.py)
+and the signature rides in the message's layout (maa_ros/messages.py).
 Generation runs in a worker thread; results come back to the executor through a guard condition
 (with a 50 ms polling timer as a backstop).
 """
@@ -35,7 +37,7 @@ class GeneratorNode(MaaNode):
     def __init__(self):
         super().__init__()
         self.history = ActorHistory(self.param("history_size"))
-        self.engine = self.worker = None
+        self.engine = self.worker = self.signer = None
         self.last_prompt = None  # (prompt_id, Trajectory) of the last accepted prompt
         self._results: queue.Queue = queue.Queue()
         self._gc = self.create_guard_condition(self._drain_results)
@@ -55,6 +57,13 @@ class GeneratorNode(MaaNode):
         if not folder:
             self.health.error("no generator loaded: set the generator_dir parameter")
             return
+        if self.param("signing_key"):  # asked to sign: fail closed, never publish unsigned instead
+            from maa_core.signing import Signer
+            try:
+                self.signer = Signer.from_file(self.param("signing_key"))
+            except MaaError as e:
+                self.health.error(f"signing_key: {e}; no actors are published")
+                return
         folder = str(resolve(folder, "models"))  # a path, or a generator the package ships (models/<name>)
         if self.param("torch_threads") > 0:
             import torch
@@ -76,7 +85,8 @@ class GeneratorNode(MaaNode):
                 self.health.error(f"{e}; screening without simulator")
         self.engine = Engine(gen, self.param("num_candidates"), self.param("seed"), self.param("screen"),
                              self.param("max_abs_action"), scorer=scorer, name=self.get_name(),
-                             blob_extra={"contract": contract.to_dict()} if contract is not None else None)
+                             blob_extra={"contract": contract.to_dict()} if contract is not None else None,
+                             signer=self.signer)
         try:
             self._warm_up(gen)
         except MaaError as e:
@@ -87,7 +97,8 @@ class GeneratorNode(MaaNode):
         self.health.ok(f"ready: {gen.spec.name} generator, prompts of >= {gen.prompt_length} steps "
                        f"x ({gen.obs_dim} state + {gen.act_dim} action) dims{sim}",
                        spec=gen.spec.name, prompt_length=gen.prompt_length, obs_dim=gen.obs_dim, act_dim=gen.act_dim,
-                       policy_contract="yes" if contract is not None else "none")
+                       policy_contract="yes" if contract is not None else "none",
+                       signing_key_id=self.signer.key_id if self.signer is not None else "none")
 
     def _warm_up(self, gen) -> None:
         """One throw-away generation, so the first real prompt does not pay for lazy initialisation."""
@@ -133,7 +144,7 @@ class GeneratorNode(MaaNode):
             except queue.Empty:
                 return
             if isinstance(r, Generated):
-                self.actor_pub.publish(actor_to_msg(r.data))
+                self.actor_pub.publish(actor_to_msg(r.data, r.signature))
                 self.history.push(r.blob.generation_id, r.data)
                 self.health.count("actors_published")
                 self.health.ok(f"published actor {r.blob.generation_id} for prompt {r.prompt_id}",
@@ -142,7 +153,7 @@ class GeneratorNode(MaaNode):
                                valid_candidates=r.blob.extra.get("valid", ""),
                                generate_ms=round(1e3 * r.seconds, 1),
                                prompt_to_actor_ms=round(1e3 * (time.monotonic() - r.received_at), 1),
-                               actor_bytes=len(r.data))
+                               actor_bytes=len(r.data), signed="yes" if r.signature else "no")
             else:
                 self.health.count("generation_failures")
                 self.health.error(str(r))
@@ -164,7 +175,8 @@ class GeneratorNode(MaaNode):
             resp.success, resp.message = False, str(e)
             self.health.warn(str(e))
             return resp
-        self.actor_pub.publish(actor_to_msg(data))
+        # Ed25519 is deterministic: signing again gives the signature the actor was first published with
+        self.actor_pub.publish(actor_to_msg(data, self.signer.sign(data).to_text() if self.signer else ""))
         self.health.count("reverts")
         self.health.ok(f"reverted to actor {gid}", generation_id=gid)
         resp.success, resp.message = True, f"reverted to {gid}"

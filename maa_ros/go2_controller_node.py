@@ -2,7 +2,8 @@
 tick-boundary hot-swap live there).
 
 Subscribes  <actor_topic>              std_msgs/UInt8MultiArray (reliable, transient-local): actor blobs
-            <cmd_vel_topic>            geometry_msgs/Twist (best-effort; reliable publishers match too)
+            <cmd_vel_topic>            geometry_msgs/Twist (best-effort; reliable publishers match too):
+                                       clamped to command_limits, NaN/Inf ignored, each reported once
 Publishes   <steps_topic>              std_msgs/Float32MultiArray (best-effort): per RUN tick, one row
                                        [observation | action] in the prompt layout (T = 1)
             <active_generation_topic>  std_msgs/String (reliable, transient-local)
@@ -10,6 +11,17 @@ Publishes   <steps_topic>              std_msgs/Float32MultiArray (best-effort):
 Services    ~/enable                   std_srvs/SetBool  true: DAMP -> STAND_UP (-> RUN); false: stop (DAMP)
             ~/estop                    std_srvs/Trigger
             ~/revert                   std_srvs/Trigger  back to the previous actor at the next tick
+
+Signatures (maa_core/signing.py): with `require_signature` (auto = on backend unitree) an actor
+runs only if the message carries a valid Ed25519 signature of its exact bytes by one of
+`trusted_keys`; checked on the executor before the actor is submitted (so before validation and
+any motor), refusals counted as `signature_refused_<unsigned|unknown_key|bad_signature>`. Both
+parameters are read once at start and are read-only. ~/enable is refused while the running actor
+has no trusted signature; who may call the services at all is DDS security's (SROS2) job.
+
+The Go2's remote (damp L2+B, stand L2+A, run START, sticks) is read by the controller itself
+from rt/wirelesscontroller on the robot's DDS, not through ROS (docs/go2.md, "Operator inputs");
+with backend sim, `maa go2-gamepad --domain <dds_domain>` stands in for it.
 
 backend "sim": the MuJoCo Go2 of maa_core.go2.sim runs in this process behind a DDS bridge on
 loopback, so the controller talks to it exactly as to the robot; "unitree": DDS on
@@ -23,27 +35,30 @@ import queue
 import threading
 import time
 
-import numpy as np
 from geometry_msgs.msg import Twist
 from std_msgs.msg import Float32MultiArray, String, UInt8MultiArray
 from std_srvs.srv import SetBool, Trigger
 
-from maa_core.errors import MaaError
+from maa_core.errors import MaaError, check
 from maa_core.go2.contract import blob_refusal
+from maa_core.signing import ActorTrust, SignatureRefusal, TrustedKeys
 from maa_core.trajectory import Trajectory
 
 from . import qos
-from .messages import actor_payload, prompt_to_msg
+from .messages import actor_payload, actor_signature, prompt_to_msg
 from .node_util import MaaNode, run
 
 
 class Go2ControllerNode(MaaNode):
     executable = "maa_go2_controller"
+    read_only = ("require_signature", "trusted_keys")  # a caller of ~/set_parameters must not switch them off
+    LOCAL_ACTOR = "wtw-body"  # generation id of the run's own body (Controller): from the robot's files
 
     def __init__(self):
         super().__init__()
         self.ctl = self.robot = self.bridge = None
         self.contract = None  # the policy contract actors must carry (or carry none), set at start
+        self.trust = ActorTrust(TrustedKeys(), required=True)  # refuses everything until set at start
         self._bridge_thread = None
         self._events: queue.Queue = queue.Queue()  # from the controller's dispatcher thread
         self._last_twist = 0.0
@@ -70,6 +85,7 @@ class Go2ControllerNode(MaaNode):
             from maa_core.go2.wtw import load_wtw_run
             if backend not in ("sim", "unitree"):
                 raise MaaError(f"backend {backend!r}: expected 'sim' or 'unitree'")
+            self.trust = self._actor_trust(backend)
             cfg = load_robot_config(self.param("robot_config"))
             wtw = load_wtw_run(run_dir)  # "" = the shipped adaptation module (models/go2-adaptation)
             self.contract = contract_of(cfg, wtw)  # what an actor's contract must equal
@@ -103,8 +119,21 @@ class Go2ControllerNode(MaaNode):
         self.ctl.start()
         if self.param("enable_on_start"):
             self.ctl.enable()
-        self.health.ok(f"controller running ({backend}, {cfg.control.rate_hz:g} Hz, spec {self.ctl.spec.name})",
-                       backend=backend, wtw_run_dir=self.wtw_source)
+        self.health.ok(f"controller running ({backend}, {cfg.control.rate_hz:g} Hz, spec {self.ctl.spec.name}); "
+                       f"{self.trust.describe()}", backend=backend, wtw_run_dir=self.wtw_source,
+                       require_signature=str(self.trust.required).lower(),
+                       trusted_keys=",".join(self.trust.keys.ids()))
+
+    def _actor_trust(self, backend: str) -> ActorTrust:
+        mode = str(self.get_parameter("require_signature").value).strip().lower()
+        check(mode in ("auto", "true", "false"), f"require_signature {mode!r}: expected auto, true or false")
+        required = backend == "unitree" if mode == "auto" else mode == "true"
+        raw = self.get_parameter("trusted_keys").value  # a YAML list, or one comma-separated string
+        paths = [str(p).strip() for p in (raw if isinstance(raw, (list, tuple)) else str(raw or "").split(","))]
+        trust = ActorTrust(TrustedKeys.from_files([p for p in paths if p]), required, local=(self.LOCAL_ACTOR,))
+        if required and not len(trust.keys):
+            self.get_logger().warning("require_signature without trusted_keys: every actor will be refused")
+        return trust
 
     # -- callbacks (executor thread) ------------------------------------------------------------
     def _on_actor(self, msg: UInt8MultiArray) -> None:
@@ -118,6 +147,14 @@ class Go2ControllerNode(MaaNode):
             self.health.count("actors_rejected")
             self.health.error(str(e))
             return
+        # the signature first: an unsigned or foreign actor is refused before its header is even read
+        try:
+            key = self.trust.check(data, actor_signature(msg))
+        except SignatureRefusal as e:
+            self.health.count("actors_refused")
+            self.health.count(f"signature_refused_{e.kind}")
+            self.health.error(f"actor refused: {e}")
+            return
         # the policy I/O contract in the blob's header (joint order, observation scales, gains, ...)
         # must be this controller's: read from the header alone, before the validator's one parse
         why = blob_refusal(self.contract, data)
@@ -127,16 +164,34 @@ class Go2ControllerNode(MaaNode):
             return
         # the validator decodes the blob (spec, finiteness, checksum beside the canary checks): one
         # parse per actor, and a bad blob is refused through the swap callback with its reason
-        self.ctl.submit_actor(data, callback=lambda r: self._events.put(("swap", r)))
+        self.ctl.submit_actor(data, callback=lambda r: self._on_swap(r, key))
+
+    def _on_swap(self, r, key: str) -> None:  # controller's dispatcher thread
+        if r.accepted:  # recorded here, not in _drain: an enable right after the swap must see it
+            self.trust.accepted(r.generation_id, key)
+        self._events.put(("swap", r))
 
     def _on_twist(self, msg: Twist) -> None:
-        if self.ctl is not None:
-            vals = (msg.linear.x, msg.linear.y, msg.angular.z)
-            if not all(np.isfinite(vals)):
-                self.health.error("cmd_vel: NaN or Inf ignored")
-                return
-            self.ctl.set_command(*vals)
-            self._last_twist = time.monotonic()
+        """(linear.x, linear.y, angular.z) -> Controller.set_command, which clamps to command_limits and
+        refuses NaN/Inf; each is counted (cmd_vel_clamped / cmd_vel_rejected), only the first reported,
+        so a 10 Hz stream of bad commands does not flood the log. Deflected gamepad sticks override it."""
+        if self.ctl is None:
+            return
+        vals = (msg.linear.x, msg.linear.y, msg.angular.z)
+        cmd = self.ctl.set_command(*vals)
+        if cmd is None:
+            self.health.count("cmd_vel_rejected")
+            if self.health.counters["cmd_vel_rejected"] == 1:
+                self.health.error(f"cmd_vel {vals}: NaN or Inf ignored, the previous command stays "
+                                  f"(reported once; counted in cmd_vel_rejected)")
+            return
+        if cmd != tuple(map(float, vals)):
+            self.health.count("cmd_vel_clamped")
+            if self.health.counters["cmd_vel_clamped"] == 1:
+                lim = self.ctl.cfg.command_limits
+                self.health.warn(f"cmd_vel {vals} beyond command_limits (vx {lim['vx']}, vy {lim['vy']}, yaw_rate "
+                                 f"{lim['yaw_rate']}): clamped to {cmd} (reported once; counted in cmd_vel_clamped)")
+        self._last_twist = time.monotonic()
 
     def _on_tick(self, rec) -> None:  # controller's dispatcher thread: only queue
         if rec.mode == "RUN":
@@ -164,6 +219,8 @@ class Go2ControllerNode(MaaNode):
                     self.health.error(f"actor {x.generation_id or '?'} refused: {x.reason}")
             elif x.kind in ("fault", "revert"):
                 self.health.warn(f"{x.kind}: {x.message}")
+            elif x.kind == "gamepad" or (x.kind == "transition" and "(gamepad " in x.message):
+                self.health.warn(f"remote: {x.message}")  # the operator's remote acted (or was refused)
         for rec in rows:
             self.steps_pub.publish(prompt_to_msg(Trajectory(rec.observation[None], rec.action[None])))
         gen = self.ctl.active_generation if self.ctl is not None else ""
@@ -179,6 +236,10 @@ class Go2ControllerNode(MaaNode):
     def _on_enable(self, req, resp):
         if self.ctl is None:
             resp.success, resp.message = False, "controller not running"
+        elif req.data and (why := self.trust.enable_refusal(self.ctl.active_generation)) is not None:
+            self.health.count("enable_refused")
+            self.health.error(f"enable refused: {why}")
+            resp.success, resp.message = False, f"enable refused: {why}"
         elif req.data:
             self.ctl.enable()
             resp.success, resp.message = True, "enable requested (DAMP -> STAND_UP -> RUN)"

@@ -49,6 +49,7 @@ NODE_PARAMETERS: dict[str, dict[str, object]] = {
         "history_size": 5,              # actors kept for revert
         "max_pending": 4,               # prompts waiting for generation; beyond, the oldest is dropped
         "max_prompt_values": 4194304,   # prompts larger than this many floats are refused
+        "signing_key": "",              # private key file (maa keygen): every actor is signed; "" = unsigned
         "prompt_topic": PROMPT_TOPIC,
         "actor_topic": ACTOR_TOPIC,
     },
@@ -93,6 +94,8 @@ NODE_PARAMETERS: dict[str, dict[str, object]] = {
         "max_actor_bytes": 67108864,
         "publish_steps": True,          # publish executed (observation, action) rows in RUN mode
         "enable_on_start": False,       # stand up (and run once an actor is active) without ~/enable
+        "require_signature": "auto",    # "true" | "false" | "auto" (= true on backend unitree, false on sim); read at start
+        "trusted_keys": "",             # public key files (maa keygen) actors may be signed by: a list, or comma-separated
     },
 }
 
@@ -144,6 +147,10 @@ GO2_ARGUMENTS = (
     Argument("prompt_bag", "", "rosbag2 folder whose prompts are played once the generator listens, or the "
              "name of one the package ships in bags/ (go2-walk: a recorded walk)"),
     Argument("prompt_topic", "", "topic to read in prompt_bag (empty: every Float32MultiArray topic)"),
+    Argument("signing_key", "", "generator: private key file (maa keygen) that signs every actor; empty: unsigned"),
+    Argument("trusted_keys", "", "controller: comma-separated public key files whose signed actors it runs"),
+    Argument("require_signature", "auto", "controller: refuse actors without a trusted signature (auto: on the "
+             "unitree backend only)", ("auto", "true", "false")),
     Argument("config", "", "parameter YAML, or the name of one in the package's config/ (empty: go2.yaml)"),
     Argument("controller", "true", "start the Go2 controller node", ("true", "false")),
     Argument("recorder", "true", "start the prompt recorder node", ("true", "false")),
@@ -171,7 +178,7 @@ def go2_generate(args: dict[str, str]) -> list[NodeSpec]:
     a = _package_paths(resolve_arguments(GO2_ARGUMENTS, args))
     cfg = a["config"] or str(config_path("go2.yaml"))
     check(Path(cfg).is_file(), f"launch argument config:={cfg}: no such parameter file")
-    over = {k: a[k] for k in ("generator_dir", "wtw_run_dir") if a[k]}
+    over = {k: a[k] for k in ("generator_dir", "wtw_run_dir", "signing_key") if a[k]}
     nodes = [NodeSpec("maa_generator", "maa_generator", cfg, over, required=True)]
     if _bool(a["controller"]):
         over = {"backend": a["backend"]}
@@ -181,6 +188,10 @@ def go2_generate(args: dict[str, str]) -> list[NodeSpec]:
             over["wtw_run_dir"] = a["wtw_run_dir"]
         if _bool(a["accept_adaptation_mismatch"]):
             over["accept_adaptation_mismatch"] = True
+        if a["trusted_keys"]:
+            over["trusted_keys"] = a["trusted_keys"]
+        if a["require_signature"] != "auto":  # auto: the parameter file's
+            over["require_signature"] = a["require_signature"]
         spec = _generator_spec(a["generator_dir"])
         if spec:  # the controller runs the actors this generator makes (e.g. go2-walk for models/go2-walk)
             over["spec"] = spec

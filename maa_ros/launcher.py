@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from maa_core.errors import MaaError
+from maa_core.errors import MaaError, exit_code
 
 from . import launch_spec
 
@@ -129,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         nodes = launch_spec.build(args.graph, parse_launch_args(launch_args))
     except MaaError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+        return exit_code(e, PROG)
     if args.dry_run:
         for n in nodes:
             print(shlex.join(n.command()))

@@ -3,6 +3,8 @@
 Prompts: `std_msgs/Float32MultiArray` in the layout of `maa_core.prompts`.
 Actors: `std_msgs/UInt8MultiArray` whose data is an `ActorBlob` (safetensors bytes with spec,
 generation id, prompt id and checksum in its header); layout dim[0] = ("safetensors", n, n).
+A signed actor also carries dim[1] = (<signature line>, 0, 0) (maa_core/signing.py): readers that
+look at dim[0] only, as every earlier one does, decode it unchanged.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from maa_core.specs import PolicySpec
 from maa_core.trajectory import Trajectory
 
 ACTOR_LABEL = "safetensors"
+SIGNATURE_PREFIX = "maa-sig/"  # a layout dimension whose label starts so carries the blob's signature
 
 
 def prompt_to_msg(traj: Trajectory) -> Float32MultiArray:
@@ -30,10 +33,13 @@ def prompt_from_msg(msg: Float32MultiArray, where: str = "prompt",
     return prompts.from_message(msg, where=where, max_values=max_values)
 
 
-def actor_to_msg(blob: ActorBlob | bytes) -> UInt8MultiArray:
+def actor_to_msg(blob: ActorBlob | bytes, signature: str = "") -> UInt8MultiArray:
+    """`signature`: the line of `maa_core.signing.Signature.to_text()` for these exact bytes, or ""."""
     data = blob.to_bytes() if isinstance(blob, ActorBlob) else bytes(blob)
     msg = UInt8MultiArray()
     msg.layout.dim = [MultiArrayDimension(label=ACTOR_LABEL, size=len(data), stride=len(data))]
+    if signature:
+        msg.layout.dim.append(MultiArrayDimension(label=signature, size=0, stride=0))
     msg.data = array.array("B", data)  # what rclpy stores uint8[] as; avoids a per-element check on Humble
     return msg
 
@@ -41,6 +47,15 @@ def actor_to_msg(blob: ActorBlob | bytes) -> UInt8MultiArray:
 def actor_bytes(msg: UInt8MultiArray) -> bytes:
     data = msg.data
     return data.tobytes() if isinstance(data, (array.array, np.ndarray)) else bytes(data)
+
+
+def actor_signature(msg: UInt8MultiArray) -> str | None:
+    """The signature line an actor message carries (unchecked), None when it carries none."""
+    try:
+        labels = [d.label for d in msg.layout.dim[1:]]
+    except (AttributeError, TypeError):
+        return None
+    return next((lb for lb in labels if isinstance(lb, str) and lb.startswith(SIGNATURE_PREFIX)), None)
 
 
 def actor_from_msg(msg: UInt8MultiArray, where: str = "actor", max_bytes: int | None = None,

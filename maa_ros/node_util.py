@@ -22,13 +22,14 @@ class MaaNode(Node):
     """A node whose parameters are the ones `launch_spec.NODE_PARAMETERS[executable]` lists."""
 
     executable = ""  # console script / ROS executable name; keys the parameter defaults
+    read_only: tuple[str, ...] = ()  # parameters that ~/set_parameters may not change after start
 
     def __init__(self, default_name: str | None = None, **kwargs):
         super().__init__(default_name or self.executable, **kwargs)
         self._defaults = launch_spec.NODE_PARAMETERS[self.executable]
         for name, default in self._defaults.items():
             # dynamic typing: `-p rate:=1` must not fail on a float parameter; values are cast below
-            self.declare_parameter(name, default, ParameterDescriptor(dynamic_typing=True))
+            self.declare_parameter(name, default, ParameterDescriptor(dynamic_typing=True, read_only=name in self.read_only))
         self.health = Health(self)
 
     def close(self) -> None:

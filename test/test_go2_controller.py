@@ -114,15 +114,27 @@ def test_joint_limit_and_tilt_faults_damp(running):
     assert kinds[0] == "enable requested" and len(kinds) >= 5
 
 
-def test_diagnostics_and_revert_without_previous(shared_dir):
+def test_diagnostics_and_revert_without_previous(shared_dir, caplog):
     ctl = Controller(CFG, FakeRobot(), load_wtw_run(shared_dir / "wtw")).start()
     try:
         r = ctl.revert().wait(2)
         assert not r.accepted and "nothing to revert" in r.reason
         d = ctl.diagnostics()
         assert d["mode"] == "DAMP" and d["missed_ticks"] >= 0 and d["active_generation"] == ""
-        ctl.set_command(5.0, -5.0, 0.2)
-        assert ctl._velocity == (1.0, -0.6, 0.2)
+        assert d["command_clamped"] == d["command_rejected"] == d["gamepad_rejected"] == 0
+        # beyond command_limits: clamped, each counted, only the first logged
+        with caplog.at_level("WARNING", logger="maa.go2.controller"):
+            for k in range(5):
+                assert ctl.set_command(5.0, -5.0, 0.2 + k) == (1.0, -0.6, min(0.2 + k, 1.0))
+            assert ctl.set_command(float("nan"), 0.0, 0.0) is None
+            assert ctl.set_command(0.1, float("inf"), 0.0) is None
+        assert ctl._velocity == (1.0, -0.6, 1.0)  # a refused command leaves the last one
+        assert ctl.set_command(0.3, 0.0, 0.0) == (0.3, 0.0, 0.0)
+        d = ctl.diagnostics()
+        assert d["command_clamped"] == 5 and d["command_rejected"] == 2
+        msgs = [r.getMessage() for r in caplog.records]
+        assert sum("beyond command_limits" in m for m in msgs) == 1
+        assert sum("non-finite velocity refused" in m for m in msgs) == 1
     finally:
         ctl.close()
 

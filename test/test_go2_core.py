@@ -51,20 +51,52 @@ def test_robot_configs_resolve_per_joint(go2):
     (lambda d: d["control"].update(kp="stiff"), "control.kp: expected a number"),
     (lambda d: d["stand_pose"].update(calf=-3.5), "stand_pose outside the joint limits"),
     (lambda d: d.update(motor_joints=d["motor_joints"][:11]), "must list the 12 joints"),
-    (lambda d: d["joystick"].update(estop_keys=["Z"]), None),  # caught when the controller builds masks
+    (lambda d: d["joystick"].update(damp_keys=["L2", "Z"]), "joystick.damp_keys: unknown key 'Z'"),
+    (lambda d: d["joystick"].update(stand_keys=["L2", "B", "A"]), "joystick.stand_keys .* contains the damp chord"),
+    (lambda d: d["joystick"].update(estop_keys=["B"]), r"joystick: unknown key\(s\) \['estop_keys'\]"),
 ])
 def test_malformed_robot_config_is_one_clear_line(edit, msg):
     d = yaml.safe_load(package_path("config", "go2_robot.yaml").read_text())
     edit(d)
-    if msg is None:
-        from maa_core.go2.state import Joystick
-        cfg = robot_config_from_dict(d, "bad.yaml")
-        with pytest.raises(MaaError, match="unknown key 'Z'"):
-            Joystick.mask(cfg.joystick.estop_keys)
-        return
     with pytest.raises(MaaError, match=msg) as e:
         robot_config_from_dict(d, "bad.yaml")
     assert "\n" not in str(e.value) and str(e.value).startswith("bad.yaml")
+
+
+def test_gamepad_chords_sticks_and_non_finite_samples(go2):
+    """The remote's chords (edges for stand/run, held for damp) and the stick takeover of the velocity."""
+    from maa_core.go2.gamepad import Gamepad, Press
+    from maa_core.go2.state import Joystick
+    g, j = Gamepad(go2.joystick, go2.command_limits), Joystick()
+    L2, A, B, START = (1 << Joystick.KEY_BITS[k] for k in ("L2", "A", "B", "start"))
+
+    def tick(keys=0, t=1.0, **sticks):
+        j.keys, j.stamp = keys, t
+        j.lx, j.ly, j.rx, j.ry = (sticks.get(k, 0.0) for k in ("lx", "ly", "rx", "ry"))
+        return g.update(j, t)
+    assert tick() == Press.NONE and g.velocity is None  # centred sticks leave cmd_vel alone
+    assert tick(L2 | A) == Press.STAND and tick(L2 | A) == Press.NONE  # once per press
+    assert tick(B) == Press.NONE and tick(L2 | B) == Press.DAMP and tick(L2 | B) == Press.DAMP  # held: every tick
+    assert tick(L2 | A | B) == Press.DAMP  # damp wins over a chord pressed with it
+    assert tick(START) == Press.RUN and tick(0) == Press.NONE
+    # chords are matched per sample: L2+A, released, then B, all within one tick, is a stand, not a damp
+    j.sample_keys[:3], j.n_samples = [L2 | A, 0, B], 3
+    assert g.update(j, 1.0) == Press.STAND
+    j.n_samples = 0
+    # sticks: ly forward -> +vx, lx right -> -vy, rx right -> -yaw; full deflection = the limit
+    tick(ly=1.0, lx=-1.0, rx=1.0)
+    assert g.velocity == (go2.command_limits["vx"][1], -go2.command_limits["vy"][0], go2.command_limits["yaw_rate"][0])
+    tick(ly=-0.5)
+    assert g.velocity[0] < 0 and g.velocity[1:] == (0.0, 0.0)
+    assert tick(ly=go2.joystick.stick_deadzone) == Press.NONE and g.velocity == (0.0, 0.0, 0.0)  # let go: 0 once
+    tick()
+    assert g.velocity is None
+    tick(ly=0.5, t=2.0)
+    assert g.update(j, 2.0 + go2.joystick.stick_timeout_s + 0.1) == Press.NONE and g.velocity == (0.0, 0.0, 0.0)  # silent remote
+    # a NaN sample: sticks and chords ignored, counted once per sample, its damp chord still damps
+    assert tick(L2 | A, t=3.0, lx=float("nan")) == Press.NONE and g.velocity is None and g.rejected == 1
+    assert g.update(j, 3.02) == Press.NONE and g.rejected == 1  # the same sample handed again
+    assert tick(L2 | B, t=3.1, ry=float("inf")) == Press.DAMP and g.rejected == 2
 
 
 # -- joint order -----------------------------------------------------------------------------------

@@ -163,9 +163,11 @@ def sc_stale_state_damps_within_one_tick(ctl, dds, bridge_pid):
     assert np.all(ctl.cmd.kp == 0) and np.all(ctl.cmd.kd == ctl.cfg.damping.kd)
 
 
-def sc_estop_service_and_joystick(ctl, dds, bridge_pid):
-    from unitree_sdk2py.core.channel import ChannelPublisher
-    from unitree_sdk2py.idl.unitree_go.msg.dds_ import WirelessController_
+def sc_estop_service_and_gamepad(ctl, dds, bridge_pid):
+    """The e-stop service damps at the next tick; then the remote over DDS (maa go2-gamepad's publisher):
+    L2+A stands and holds, START runs the active actor, the sticks drive the velocity, a NaN sample
+    is ignored and counted, L2+B damps from RUN in the tick that read it."""
+    from maa_core.go2.sim.remote import RemotePublisher, chord_mask
     ctl.enable()
     assert wait_for(lambda: ctl.mode == Mode.STAND_UP, 1.0)
     time.sleep(0.3)
@@ -174,18 +176,48 @@ def sc_estop_service_and_joystick(ctl, dds, bridge_pid):
     assert wait_for(lambda: ctl.mode == Mode.DAMP, 1.0)
     t = transitions_to(ctl, Mode.DAMP)[-1]
     assert t.reason == "e-stop (test)" and t.tick <= k0 + 1  # the next tick damps
-    # joystick: B pressed on the remote
-    ctl.enable()
+    remote = RemotePublisher(ctl.robot.domain, "lo")  # the child process computes another DOMAIN
+    assert remote.wait_matched(5.0), "the controller's rt/wirelesscontroller reader never matched"
+    assert ctl.submit_actor(const_blob(0.0, "good")).wait(5).accepted
+    remote.press(chord_mask("start"), 0.1)  # no stand yet: refused (an event), nothing moves
+    time.sleep(0.1)
+    assert ctl.mode == Mode.DAMP
+    remote.press(chord_mask("L2+A"), 0.1)
     assert wait_for(lambda: ctl.mode == Mode.STAND_UP, 1.0)
-    pub = ChannelPublisher("rt/wirelesscontroller", WirelessController_)
-    pub.Init()
-    pub.Write(WirelessController_(0.0, 0.0, 0.0, 0.0, 1 << 9))
-    assert wait_for(lambda: ctl.joy.keys != 0, 1.0)  # the tick that first read the key...
+    assert transitions_to(ctl, Mode.STAND_UP)[-1].reason == "stand (gamepad L2+A)"
+    remote.press(chord_mask("B"), 0.1)  # B alone is not the damp chord
+    stand = ctl.cfg.stand
+    time.sleep(stand.duration_s + stand.settle_s + 0.3)  # standing, an actor active: the stand holds
+    assert ctl.mode == Mode.STAND_UP, ctl.supervisor.reason
+    remote.press(chord_mask("start"), 0.1)
+    assert wait_for(lambda: ctl.mode == Mode.RUN, stand.settle_s + 1.0), ctl.supervisor.reason
+    assert transitions_to(ctl, Mode.RUN)[-1].reason.startswith("standing; running good")
+    # sticks: ly 0.5 -> vx; then a NaN sample: the last good command stays, counted once
+    remote.sticks.update(ly=0.5)
+    remote.send()
+    assert wait_for(lambda: ctl._velocity[0] > 0.4, 1.0), ctl._velocity
+    v = ctl._velocity
+    remote.sticks.update(lx=float("nan"))
+    remote.send()
+    assert wait_for(lambda: ctl.counters["gamepad_rejected"] == 1, 1.0)
+    time.sleep(0.1)  # later ticks get the same sample again
+    assert ctl._velocity == v and ctl.mode == Mode.RUN and ctl.diagnostics()["gamepad_rejected"] == 1
+    remote.sticks.update(lx=0.0, ly=0.0)
+    remote.send()
+    assert wait_for(lambda: ctl._velocity == (0.0, 0.0, 0.0), 1.0)  # let go: 0
+    # L2+B from RUN: the tick that first read it damps
+    remote.keys = chord_mask("L2+B")
+    remote.send()
+    assert wait_for(lambda: ctl.joy.keys & remote.keys == remote.keys, 1.0)
     k0 = ctl.tick_index
     assert wait_for(lambda: ctl.mode == Mode.DAMP, 1.0)
     t = transitions_to(ctl, Mode.DAMP)[-1]
-    assert t.reason == "e-stop (joystick)" and t.tick <= k0  # ...is the tick that damped
-    pub.Write(WirelessController_(0.0, 0.0, 0.0, 0.0, 0))
+    assert t.reason == "damp (gamepad L2+B)" and t.tick <= k0 and t.old == Mode.RUN
+    assert wait_for(lambda: ctl.tick_index > t.tick + 1, 1.0)
+    assert np.all(ctl.cmd.kp == 0) and np.all(ctl.cmd.kd == ctl.cfg.damping.kd)
+    remote.keys = 0
+    remote.send()
+    assert ctl.counters["faults"] == 0
 
 
 def sc_poisoned_actors_refused_old_keeps_running(ctl, dds, bridge_pid):
@@ -297,7 +329,8 @@ def _reader_child(domain: int, q) -> None:
         jpub.Write(WirelessController_(0.5, 0.0, 0.0, 0.0, 0))
         time.sleep(0.04)
         assert robot.read_joystick(joy) and joy.keys & b and joy.lx == 0.5
-        assert robot.read_joystick(joy) and joy.keys == 0
+        assert joy.sample_keys[:joy.n_samples] == [b, 0]  # each sample's keys, for chords
+        assert robot.read_joystick(joy) and joy.keys == 0 and joy.n_samples == 1
         robot.close()
         q.put("ok")
     except BaseException:
@@ -328,8 +361,8 @@ def test_stale_state_damps_within_one_tick(bridge, shared_dir):
     run_scenario(sc_stale_state_damps_within_one_tick, bridge, shared_dir)
 
 
-def test_estop_service_and_joystick(bridge, shared_dir):
-    run_scenario(sc_estop_service_and_joystick, bridge, shared_dir)
+def test_estop_service_and_gamepad(bridge, shared_dir):
+    run_scenario(sc_estop_service_and_gamepad, bridge, shared_dir)
 
 
 def test_poisoned_actors_refused_old_keeps_running(bridge, shared_dir):

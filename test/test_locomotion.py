@@ -191,7 +191,7 @@ def test_metrics_and_bad_input():
     assert metrics_from_log(t, pos, quat, np.zeros((len(t), 4)), 1.0, 8.0)["fell"]
     with pytest.raises(MaaError, match="no samples"):
         metrics_from_log(t, pos, quat, np.zeros((len(t), 4)), 50.0, 5.0)
-    with pytest.raises(MaaError, match="unknown settings"):
+    with pytest.raises(MaaError, match="unknown key"):
         LocoDistillConfig.from_dict({"roundz": 3})
     with pytest.raises(MaaError, match="unknown policy spec"):
         distill_locomotion_run(0, 1, 0, {"spec": "nope"})

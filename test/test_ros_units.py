@@ -115,6 +115,14 @@ def test_engine_picks_a_screened_candidate_and_is_deterministic(tiny_gen):
     assert r3.blob.checksum == r1.blob.checksum
 
 
+def test_engine_signs_each_actor_with_its_signing_key(tiny_gen):
+    from maa_core.signing import Signer, TrustedKeys
+    signer = Signer.generate()
+    r = Engine(tiny_gen, num_candidates=2, name="t", signer=signer).generate("p-a", prompt_for(tiny_gen))
+    assert TrustedKeys({signer.public_key: "test"}).check(r.data, r.signature) == signer.key_id
+    assert Engine(tiny_gen, num_candidates=2).generate("p-a", prompt_for(tiny_gen)).signature == ""
+
+
 def test_screening_rejects_invalid_candidates(tiny_gen):
     spec = tiny_gen.spec
     p = prompt_for(tiny_gen)

@@ -233,3 +233,25 @@ def test_prompt_states_join_the_canary(wtw, walker):
     assert canary_check(c, x, 12, 20.0, 50.0, references=ref)["reference_saturated"] == 0
     with pytest.raises(MaaError, match=r"canary prompt: observations of shape \(10, 70\)"):
         ref.add_prompt(obs[:10])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_parameters_in_blob_bytes_are_refused_wherever_they_sit(bad):
+    """The swap path checks finiteness with min/max on a view of the bytes (no mask, no copy): a NaN,
+    +Inf or -Inf at the first, a middle or the last parameter is refused; a valid blob's candidate owns
+    its parameters (a copy, not a view of the message)."""
+    spec = get_spec("go2-wtw")
+    params = np.random.default_rng(0).normal(size=spec.num_params).astype(np.float32) * 0.01
+    for where in (0, spec.num_params // 2, spec.num_params - 1):
+        p = params.copy()
+        p[where] = bad
+        with pytest.raises(MaaError, match="NaN or Inf"):
+            as_candidate(ActorBlob(spec, p, "bad").to_bytes(), spec, defer_checksum=True)
+    data = bytearray(ActorBlob(spec, params, "good").to_bytes())
+    cand = as_candidate(bytes(data), spec, defer_checksum=True)
+    cand.verify()
+    assert _accepted_equals_sent(cand, params, spec)
+    assert all(p.data_ptr() != 0 and p.is_contiguous() for p in cand.module.parameters())
+    with torch.no_grad():
+        next(cand.module.parameters()).add_(1.0)  # writable: its own memory
+    assert np.array_equal(ActorBlob.parse_unverified(bytes(data))[0].params, params)

@@ -23,7 +23,10 @@ SUBCOMMANDS = {
     "collect": "collect",
     "demo": "demo",
     "go2-sim": "go2_sim",
+    "go2-gamepad": "go2_gamepad",
     "adaptation": "adaptation",
+    "keygen": "keygen",
+    "sign": "sign",
 }
 
 

@@ -32,6 +32,7 @@ def add_parser(sub, name):
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--force", action="store_true", help="overwrite the results of an earlier run in --out")
     return p
 
 
@@ -62,10 +63,12 @@ def run(args):
     from ..evaluation.runner import EvalSettings
     from ..evaluation.study import StudyConfig, run_study
     from ..pipeline import PolicyGenerator
-    from .common import device, out_dir, table
+    from .common import device, out_dir, refuse_overwrite, table
 
     baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
     out_dir(args.out)
+    # refused before the study runs: an evaluation can take hours, and its results are what it leaves
+    refuse_overwrite([args.out / "results.json", args.out / "report.md"], args.force)
     dev = device(args.device)
     gen = PolicyGenerator.from_pretrained(args.generator, device=dev)
     others = {}

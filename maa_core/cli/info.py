@@ -52,8 +52,23 @@ def run(args):
               f"prompt {b.prompt_id or '-'}, sha256 {b.checksum[:16]}")
         from ..go2.contract import contract_of_blob_extra
         _print_contract(contract_of_blob_extra(b.extra, str(path)))
+        _print_signature(path)
         return 0
     raise MaaError(f"{path}: not a dataset, generator, actor file or built-in spec name")
+
+
+def _print_signature(path) -> None:
+    """Whether PATH.sig signs these exact bytes, and by which key (trust is the controller's decision)."""
+    from ..files import read_bytes
+    from ..signing import read_sidecar, sidecar_path, verify
+
+    sig = read_sidecar(path)
+    if sig is None:
+        print("  signature: none (unsigned)")
+        return
+    state = "valid" if verify(read_bytes(path, "actor file", path.stat().st_size), sig) else \
+        "INVALID (the file changed after signing)"
+    print(f"  signature: ed25519 key {sig.key_id}, {state} ({sidecar_path(path)})")
 
 
 def _print_contract(contract) -> None:

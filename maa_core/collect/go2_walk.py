@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MaaError, check
+from ..errors import MaaError, check, exit_code
+from ..files import dataclass_from_mapping
 
 DEFAULT_WTW = ""   # the shipped adaptation module (models/go2-adaptation; go2/wtw.py wtw_run_dir)
 METHOD = "go2-walk"  # the collect/jobs.py method name (record keys <task>/go2-walk/<seed>/<step>)
@@ -59,14 +60,7 @@ class LocoDistillConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "LocoDistillConfig":
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        check(not unknown, f"locomotion distillation: unknown settings {sorted(unknown)} (known: {sorted(known)})")
-        for k in ("noise", "lr"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
+        return dataclass_from_mapping(cls, d, "locomotion distillation")
 
 
 def run_seed(seed: int) -> int:
@@ -362,7 +356,6 @@ def record_prompt_bag(path, seed: int, wtw_run_dir: str, topic: str = "/maa/prom
 
 def main(argv=None) -> int:
     import argparse
-    import sys
 
     ap = argparse.ArgumentParser(prog="python -m maa_core.collect.go2_walk",
                                  description="Build the Go2 locomotion dataset in the MuJoCo simulator (no IsaacGym).")
@@ -378,8 +371,7 @@ def main(argv=None) -> int:
         cfg = {} if a.wtw == DEFAULT_WTW else {"wtw_dir": a.wtw}
         build_go2_walk_dataset(a.out, LocoDatasetPlan(a.runs, a.checkpoints_per_run, 1, a.heldout), cfg, a.workers)
     except MaaError as e:
-        print(f"maa: error: {e}", file=sys.stderr)
-        return 2
+        return exit_code(e)
     return 0
 
 

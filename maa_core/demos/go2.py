@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import read_yaml_mapping
 from ..errors import MaaError, check
+from ..files import dataclass_from_mapping
 from ..resources import resolve
 
 DEFAULT_CONFIG = "config/demo_go2.yaml"
@@ -47,11 +48,7 @@ class Go2DemoConfig:
 
     @classmethod
     def load(cls, path) -> "Go2DemoConfig":
-        d = read_yaml_mapping(path, "demo config")
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        check(not unknown, f"{path}: unknown key(s) {sorted(unknown)} (known: {sorted(known)})")
-        return cls(**d)
+        return dataclass_from_mapping(cls, read_yaml_mapping(path, "demo config"), str(path))
 
     @property
     def prompt_bag_path(self) -> Path:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..config import read_yaml_mapping
-from ..errors import check
+from ..files import dataclass_from_mapping
 from ..resources import resolve
 
 DEFAULT_CONFIG = "config/demo.yaml"
@@ -31,13 +31,8 @@ class MetaWorldDemoConfig:
 
     @classmethod
     def load(cls, path) -> "MetaWorldDemoConfig":
-        d = read_yaml_mapping(path, "demo config")
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        check(not unknown, f"{path}: unknown key(s) {sorted(unknown)} (known: {sorted(known)})")
-        for k in ("dataset_recipe", "run_dir"):
-            check(k in d, f"{path}: missing key {k!r}")
-        return cls(**d)
+        return dataclass_from_mapping(cls, read_yaml_mapping(path, "demo config"), str(path),
+                                      required=("dataset_recipe", "run_dir"))
 
 
 def run_demo(config_path=DEFAULT_CONFIG, progress: bool = True) -> list[dict]:

@@ -46,6 +46,21 @@ def _controller_config(robot: str) -> dict:
     return cfg
 
 
+class _SortedChoice:
+    """A np.random.Generator whose choice() sorts a list first: NutAssemblySingle draws its nut from
+    list(set of names), whose order follows the process's string-hash seed, so without this the same
+    configuration could hold the square nut in one process and the round one in another."""
+
+    def __init__(self, rng: np.random.Generator):
+        self._rng = rng
+
+    def choice(self, a, *args, **kwargs):
+        return self._rng.choice(sorted(a) if isinstance(a, list) else a, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._rng, name)
+
+
 class RobosuiteEnv:
     obs_dim = OBS_DIM
     act_dim = ACT_DIM
@@ -100,7 +115,7 @@ class RobosuiteEnv:
         if config is not None:
             self._config = int(config)
         rng = np.random.default_rng(self._config)
-        self._env.rng = rng
+        self._env.rng = _SortedChoice(rng)
         pi = getattr(self._env, "placement_initializer", None)
         stack = [pi] if pi is not None else []
         while stack:
@@ -109,6 +124,12 @@ class RobosuiteEnv:
             stack += list(getattr(s, "samplers", {}).values())
         self._t = 0
         return self._state(self._env.reset())
+
+    def expert(self, gains=None):
+        """The scripted expert of this task (robosuite_experts.py): callable obs -> action (8,)."""
+        from .robosuite_experts import make_expert
+
+        return make_expert(self, gains)
 
     def step(self, action):
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(ACT_DIM), -1.0, 1.0)

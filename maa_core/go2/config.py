@@ -4,7 +4,7 @@ named here and lives in the YAML; code holds no robot constants.
 Per-joint values are resolved into arrays in *motor* order (the SDK's FR, FL, RR, RL order)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,8 @@ import numpy as np
 from ..config import read_yaml_mapping
 from ..errors import MaaError, check
 from ..resources import package_path
+from .heading import HeadingHoldConfig
+from .state import Joystick
 
 NUM_MOTORS = 12
 LEGS = ("FR", "FL", "RR", "RL")
@@ -121,9 +123,14 @@ class GaitCommand:
 
 @dataclass(frozen=True)
 class JoystickConfig:
-    estop_keys: tuple = ("B",)
-    enable_keys: tuple = ("L2", "A")
-    velocity_from_sticks: bool = False
+    """The Go2's remote (rt/wirelesscontroller), read by the controller each tick (go2/gamepad.py).
+    Each action is a chord: all its keys held together (names: state.Joystick.KEY_BITS)."""
+    damp_keys: tuple = ("L2", "B")     # DAMP at once, from any mode (Unitree's L2+B -> passive)
+    stand_keys: tuple = ("L2", "A")    # pressed: DAMP or RUN -> STAND_UP, then hold the stand (L2+A -> fixed stand)
+    run_keys: tuple = ("start",)       # pressed in STAND_UP with an active actor: settle, then RUN (START -> walk)
+    velocity_from_sticks: bool = True  # deflected sticks drive (vx, vy, yaw rate) over cmd_vel / set_command
+    stick_deadzone: float = 0.05       # |stick| at or below this counts as centred
+    stick_timeout_s: float = 0.5       # no remote sample for this long: the sticks count as centred
 
 
 @dataclass(frozen=True)
@@ -157,14 +164,36 @@ class RobotConfig:
     dds: DdsConfig
     sim: dict = field(default_factory=dict)  # read by maa_core.go2.sim.model
     source: str = ""
+    heading_hold: HeadingHoldConfig = field(default_factory=HeadingHoldConfig)  # controller: heading.py
 
     def motor_index(self, joint: str) -> int:
         return self.motor_joints.index(joint)
 
 
+def _joystick(j: JoystickConfig, source: str) -> JoystickConfig:
+    """Key names checked at load time; the damp chord must not be part of another chord (pressing
+    stand or run would damp too)."""
+    chords = {}
+    for k in ("damp_keys", "stand_keys", "run_keys"):
+        keys = getattr(j, k)
+        check(isinstance(keys, (list, tuple)) and len(keys) > 0 and all(isinstance(n, str) for n in keys),
+              f"{source}: joystick.{k}: expected a non-empty list of key names, got {keys!r}")
+        unknown = [n for n in keys if n not in Joystick.KEY_BITS]
+        if unknown:
+            raise MaaError(f"{source}: joystick.{k}: unknown key {unknown[0]!r} (known: {', '.join(Joystick.KEY_BITS)})")
+        chords[k] = frozenset(keys)
+    for k in ("stand_keys", "run_keys"):
+        check(not chords["damp_keys"] <= chords[k], f"{source}: joystick.{k} {sorted(chords[k])} contains the damp chord "
+              f"{sorted(chords['damp_keys'])}: pressing it would damp")
+    check(chords["stand_keys"] != chords["run_keys"], f"{source}: joystick.stand_keys and run_keys are the same chord")
+    check(0.0 <= j.stick_deadzone < 1.0 and j.stick_timeout_s > 0,
+          f"{source}: joystick: stick_deadzone must be in [0, 1) and stick_timeout_s > 0")
+    return replace(j, damp_keys=tuple(j.damp_keys), stand_keys=tuple(j.stand_keys), run_keys=tuple(j.run_keys))
+
+
 PER_JOINT = ("default_angles", "stand_pose", "lie_pose", "joint_lower", "joint_upper", "torque_limit", "velocity_limit")
 SECTIONS = {"control": ControlConfig, "stand": StandConfig, "damping": DampingConfig, "safety": SafetyConfig,
-            "gait_command": GaitCommand, "joystick": JoystickConfig, "dds": DdsConfig}
+            "gait_command": GaitCommand, "heading_hold": HeadingHoldConfig, "joystick": JoystickConfig, "dds": DdsConfig}
 
 
 def robot_config_from_dict(d: dict, source: str = "robot config") -> RobotConfig:
@@ -189,8 +218,7 @@ def robot_config_from_dict(d: dict, source: str = "robot config") -> RobotConfig
     c = sections["control"]
     check(c.rate_hz > 0 and c.kp >= 0 and c.kd >= 0, f"{source}: control: rate_hz must be > 0 and gains >= 0")
     sections["control"] = ControlConfig(**{**c.__dict__, "head": tuple(c.head)})
-    j = sections["joystick"]
-    sections["joystick"] = JoystickConfig(tuple(j.estop_keys), tuple(j.enable_keys), j.velocity_from_sticks)
+    sections["joystick"] = _joystick(sections["joystick"], source)
     limits = d.get("command_limits") or {"vx": [-1.0, 1.0], "vy": [-0.6, 0.6], "yaw_rate": [-1.0, 1.0]}
     for k in ("vx", "vy", "yaw_rate"):
         check(k in limits and len(limits[k]) == 2 and limits[k][0] <= limits[k][1],

@@ -17,7 +17,7 @@ import struct
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from ..errors import MaaError, check
+from ..errors import MaaError, check, exit_code
 
 CONTRACT_FILE = "contract.json"       # in a generator folder, beside generator.json
 CONTRACT_FORMAT = "maa-policy-contract/1"
@@ -216,7 +216,6 @@ def blob_header_contract(data: bytes, where: str = "actor") -> PolicyContract | 
 def main(argv=None) -> int:
     """python -m maa_core.go2.contract GENERATOR_DIR [--robot go2] [--wtw-run-dir DIR | --no-adaptation]"""
     import argparse
-    import sys
 
     from .config import load_robot_config
     from .wtw import load_wtw_run
@@ -240,8 +239,7 @@ def main(argv=None) -> int:
             c = replace(c, adaptation_sha256="")
         print(write_generator_contract(a.generator_dir, c))
     except MaaError as e:
-        print(f"maa: error: {e}", file=sys.stderr)
-        return 2
+        return exit_code(e)
     return 0
 
 

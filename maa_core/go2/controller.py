@@ -25,7 +25,9 @@ from ..actor_io import ActorBlob
 from ..errors import check
 from ..specs import PolicySpec, get_spec
 from .config import RobotConfig, load_robot_config
+from .gamepad import Gamepad, Press, chord_name
 from .inference import pin_blas_to_one_thread
+from .heading import HeadingHold, yaw_of
 from .joints import JointMap
 from .realtime import pin_to_cpu, set_rt_priority
 from .safety import Mode, Supervisor
@@ -62,8 +64,8 @@ class Controller(ActorSwap, Telemetry):
         self.runner = PolicyRunner(self.builder, wtw.adaptation)
         self.mapper = ActionMapper(w, defaults_p, self.joints.policy_hips)
         self.supervisor = Supervisor(self.cfg)
-        self.estop_mask = Joystick.mask(self.cfg.joystick.estop_keys)
-        self.enable_mask = Joystick.mask(self.cfg.joystick.enable_keys)
+        self.heading_hold = HeadingHold(self.cfg.heading_hold, self.period)  # heading.py; a pass-through when off
+        self.gamepad = Gamepad(self.cfg.joystick, self.cfg.command_limits)
 
         # preallocated tick buffers
         self.st, self.joy, self.cmd = LowState(), Joystick(), MotorCommand()
@@ -78,9 +80,12 @@ class Controller(ActorSwap, Telemetry):
         self._previous: _Slot | None = None
         self._pending: _Slot | None = None
         self._pending_lock = threading.Lock()  # validator writes, loop takes (never waits for it)
+        self._retired: collections.deque = collections.deque()  # slots the loop dropped: freed off the loop
         self._requests: collections.deque = collections.deque()
         self._velocity = (0.0, 0.0, 0.0)
-        self._joy_enable_down = False
+        # STAND_UP goes on to RUN once standing (with an active actor): set by enable() (safety.run_after_stand)
+        # and the gamepad's run chord; the gamepad's stand chord clears it (stand and hold)
+        self._run_armed = self.cfg.safety.run_after_stand
 
         self._init_telemetry(telemetry_capacity, w)  # ring written by the loop, read by the dispatcher
         self.compute_times = np.zeros(1 << 16)  # every tick's compute time (ring), for diagnostics/benchmarks
@@ -98,7 +103,8 @@ class Controller(ActorSwap, Telemetry):
         self.missed_ticks = 0
         self.missed_at: collections.deque = collections.deque(maxlen=256)  # (wake time, lateness s) of each miss
         self.overruns = 0
-        self.counters = collections.Counter()
+        # always in diagnostics(): operator input refused or clamped
+        self.counters = collections.Counter(gamepad_rejected=0, command_clamped=0, command_rejected=0)
         self._events: collections.deque = collections.deque()
         self._tick_listeners, self._event_listeners = [], []
         self._validate_q: queue.Queue = queue.Queue()
@@ -170,10 +176,26 @@ class Controller(ActorSwap, Telemetry):
     def estop(self, source: str = "service") -> None:
         self._requests.append(("estop", f"e-stop ({source})"))
 
-    def set_command(self, vx: float, vy: float, yaw_rate: float) -> None:
+    def set_command(self, vx: float, vy: float, yaw_rate: float) -> tuple | None:
+        """The velocity command (m/s, m/s, rad/s), clamped to command_limits; returns the command set.
+        A non-finite value is refused (None; the previous command stays). Each clamp and refusal is
+        counted (diagnostics command_clamped / command_rejected); only the first of each is logged."""
+        vals = (float(vx), float(vy), float(yaw_rate))
+        if not all(map(np.isfinite, vals)):
+            self.counters["command_rejected"] += 1
+            if self.counters["command_rejected"] == 1:
+                log.warning("set_command%s: non-finite velocity refused, the previous command stays "
+                            "(later ones are counted in command_rejected, not logged)", vals)
+            return None
         lim = self.cfg.command_limits
-        self._velocity = (float(np.clip(vx, *lim["vx"])), float(np.clip(vy, *lim["vy"])),
-                          float(np.clip(yaw_rate, *lim["yaw_rate"])))
+        cmd = tuple(min(max(v, lim[k][0]), lim[k][1]) for v, k in zip(vals, ("vx", "vy", "yaw_rate")))
+        if cmd != vals:
+            self.counters["command_clamped"] += 1
+            if self.counters["command_clamped"] == 1:
+                log.warning("set_command%s: beyond command_limits %s, clamped to %s (later ones are counted in "
+                            "command_clamped, not logged)", vals, lim, cmd)
+        self._velocity = cmd
+        return cmd
 
     @property
     def mode(self) -> Mode:
@@ -257,7 +279,12 @@ class Controller(ActorSwap, Telemetry):
         action = self._zero_action
         if have_state:
             b.step_clock()
-            b.set_velocity(*self._velocity)
+            vx, vy, wz = self._velocity
+            if sup.mode == Mode.RUN:  # actors cannot see their heading: hold it from the IMU yaw (heading.py)
+                wz = self.heading_hold.update(wz, yaw_of(st.quat))
+            else:
+                self.heading_hold.reset()
+            b.set_velocity(vx, vy, wz)
             b.build(st.quat, self.joints.to_policy(st.q, self._q_p), self.joints.to_policy(st.dq, self._dq_p))
             b.push()
             if sup.mode == Mode.RUN:
@@ -275,7 +302,7 @@ class Controller(ActorSwap, Telemetry):
             cmd.set_pd(self._target_m, self.cfg.control.kp, self.cfg.control.kd)
         elif mode == Mode.STAND_UP:
             standing = sup.stand_target(now, self._stand)
-            going = standing and self.cfg.safety.run_after_stand and self._active is not None
+            going = standing and self._run_armed and self._active is not None
             if going:  # settle at the policy gains, then run (StandConfig.settle_s)
                 if self._settle_from is None:
                     self._settle_from = tick
@@ -315,19 +342,33 @@ class Controller(ActorSwap, Telemetry):
         return a
 
     def _read_joystick(self, now: float, tick: int) -> None:
+        """The remote's chords act in this tick (gamepad.py): damp at once, from any mode; stand from
+        DAMP or RUN (stand and hold); run from STAND_UP (settle, then RUN, as after enable())."""
         read = getattr(self.robot, "read_joystick", None)
         if read is None or not read(self.joy):
             return
-        keys = self.joy.keys
-        if keys & self.estop_mask and self.supervisor.mode != Mode.DAMP:
-            self._transition(Mode.DAMP, "e-stop (joystick)", now, tick)
-        down = (keys & self.enable_mask) == self.enable_mask and self.enable_mask != 0
-        if down and not self._joy_enable_down:
-            self._requests.append(("enable", "enable (joystick)"))
-        self._joy_enable_down = down
-        if self.cfg.joystick.velocity_from_sticks:
-            lim = self.cfg.command_limits
-            self._velocity = (self.joy.ly * lim["vx"][1], -self.joy.lx * lim["vy"][1], -self.joy.rx * lim["yaw_rate"][1])
+        g, sup, js = self.gamepad, self.supervisor, self.cfg.joystick
+        rejected = g.rejected
+        press = g.update(self.joy, now)
+        if g.rejected != rejected:
+            self.counters["gamepad_rejected"] += g.rejected - rejected
+        if press == Press.DAMP:
+            if sup.mode != Mode.DAMP:
+                self._transition(Mode.DAMP, f"damp (gamepad {chord_name(js.damp_keys)})", now, tick)
+        elif press == Press.STAND:
+            if sup.mode in (Mode.DAMP, Mode.RUN):
+                self._run_armed = False
+                self._transition(Mode.STAND_UP, f"stand (gamepad {chord_name(js.stand_keys)})", now, tick, self.st.q)
+        elif press == Press.RUN:
+            if sup.mode == Mode.STAND_UP and self._active is not None:
+                self._run_armed = True  # STAND_UP's settle, then RUN (the actor starts as it was trained to)
+                self._events.append(ControllerEvent("gamepad", now, tick, f"run armed (gamepad {chord_name(js.run_keys)})"))
+            else:
+                why = "no active actor" if self._active is None else f"mode is {sup.mode.name}, not STAND_UP"
+                self._events.append(ControllerEvent("gamepad", now, tick, f"run (gamepad {chord_name(js.run_keys)}) refused: {why}",
+                                                    {"refused": True}))
+        if g.velocity is not None:
+            self._velocity = g.velocity
 
     def _apply_requests(self, now: float, tick: int) -> None:
         sup = self.supervisor
@@ -337,6 +378,7 @@ class Controller(ActorSwap, Telemetry):
                 self._transition(Mode.DAMP, arg, now, tick)
             elif kind == "enable":
                 if sup.mode == Mode.DAMP:
+                    self._run_armed = self.cfg.safety.run_after_stand
                     self._transition(Mode.STAND_UP, arg, now, tick, self.st.q)
             elif kind == "run":
                 if sup.mode == Mode.STAND_UP and self._active is not None:

@@ -187,7 +187,7 @@ def lowstate_to(msg, out: LowState, stamp: float) -> None:
     out.stamp = stamp
 
 
-JOY_DEPTH = 16  # joystick samples kept between two ticks (the remote sends at most a few hundred Hz)
+JOY_DEPTH = Joystick.MAX_SAMPLES  # joystick samples kept between two ticks (the remote sends at most a few hundred Hz)
 
 
 def _participant(domain: int):
@@ -349,23 +349,28 @@ class Go2DdsRobot:
 
     def read_joystick(self, out: Joystick) -> bool:
         """The newest rt/wirelesscontroller sticks. `keys`: the OR of the samples that arrived since the
-        last call, so a key pressed and released between two ticks (an e-stop tap) is still seen once;
-        with no new sample, the newest sample's keys."""
+        last call, so a key pressed and released between two ticks (an e-stop tap) is still seen once,
+        and `sample_keys[:n_samples]` each of them (chords are matched per sample); with no new sample,
+        the newest sample's keys."""
         with self._joy_lock:
             if not self._closed and self._joy_reader is not None:
                 samples = self._joy_reader.take_raw()
                 j = self._joy
                 if samples:
-                    now, keys, newest = self.clock(), 0, None
+                    now, keys, newest, n = self.clock(), 0, None, 0
                     for data, info in samples:
                         if info.valid_data:
                             newest = self._joy_reader.deserialize(data)
                             keys |= newest.keys
+                            j.sample_keys[n] = newest.keys
+                            n += 1
                     if newest is not None:
                         j.lx, j.ly, j.rx, j.ry, j.keys, j.stamp = newest.lx, newest.ly, newest.rx, newest.ry, keys, now
+                        j.n_samples = n
                         self._joy_newest_keys = newest.keys
                 else:
-                    j.keys = self._joy_newest_keys
+                    j.keys = j.sample_keys[0] = self._joy_newest_keys
+                    j.n_samples = 1
             out.copy_from(self._joy)
         return out.stamp > -np.inf
 

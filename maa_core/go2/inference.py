@@ -144,3 +144,53 @@ class HistoryMlp:
             _activate(out, layer.activation, tmp)
             z = out
         return z
+
+
+_TORCH_ACTIVATION_FNS = {"elu": torch.nn.functional.elu, "relu": torch.relu, "tanh": torch.tanh,
+                         "identity": lambda z: z}
+
+
+class StackedMlp:
+    """K plain MLPs of one shape as one batched network: each layer's K weight matrices stacked into a
+    (K, out, in) tensor, so one `torch.baddbmm` per layer evaluates all of them on their own inputs
+    (the lock-step screening's one policy evaluation per tick). Same layers and activations as each
+    module; float32 summation order may differ from a single-module call in the last bits."""
+
+    def __init__(self, layers_per_module: list[list[Dense]]):
+        first = layers_per_module[0]  # `of` checked that all share its shape
+        self.activations = [l.activation for l in first]
+        # weights (K, out, in) used transposed (a view): x (K, S, in) @ W^T -> (K, S, out)
+        self.weights = [torch.from_numpy(np.stack([ls[i].weight for ls in layers_per_module]))
+                        for i in range(len(first))]
+        self.biases = [torch.from_numpy(np.stack([ls[i].bias for ls in layers_per_module]))[:, None, :]
+                       for i in range(len(first))]
+
+    @classmethod
+    def of(cls, modules) -> "StackedMlp | None":
+        """None when any module is not a plain MLP or the shapes differ (callers then run them one by one)."""
+        layers = [mlp_layers(m) for m in modules]
+        if not layers or any(ls is None for ls in layers):
+            return None
+        if any(l.activation not in _TORCH_ACTIVATION_FNS for ls in layers for l in ls):
+            return None
+        f = layers[0]
+        if any(len(ls) != len(f) or any(a.weight.shape != b.weight.shape or a.activation != b.activation
+                                        for a, b in zip(ls, f)) for ls in layers):
+            return None
+        return cls(layers)
+
+    def __len__(self) -> int:
+        return self.weights[0].shape[0]
+
+    def keep(self, idx) -> None:
+        """Only the modules at `idx` from now on (the others stopped): later calls cost nothing for them."""
+        idx = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+        self.weights = [w.index_select(0, idx) for w in self.weights]
+        self.biases = [b.index_select(0, idx) for b in self.biases]
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        """x (hi - lo, S, in) float32: S inputs for each of the modules lo..hi-1 -> (hi - lo, S, out)."""
+        for w, b, act in zip(self.weights, self.biases, self.activations):
+            x = _TORCH_ACTIVATION_FNS[act](torch.baddbmm(b[lo:hi], x, w[lo:hi].transpose(1, 2)))
+        return x

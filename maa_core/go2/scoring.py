@@ -7,21 +7,37 @@ in the MuJoCo Go2 (maa_core.go2.sim) from the stand pose, inside the walk-these-
   * `WalkScorer` ("go2-walk"): as "go2", and a candidate that stays up the whole rollout scores
     1 + its forward speed along its initial heading (m/s, >= 0): among the ones that stand, the one
     that walks. Two rollouts (from the stand pose, and after standing 30 steps); the worse counts.
+
+`__call__` scores one actor; `score_all` scores many in lock-step (`sim.lockstep.WtwWorlds`: one
+world per candidate and start, one batched policy evaluation per tick for all of them, a candidate
+that fails stops there). Same scores as `__call__` up to float32 summation order in the networks.
 """
 from __future__ import annotations
 
+import os
+from typing import Sequence
+
 import numpy as np
+import torch
 
 from ..errors import check
 from ..specs import Actor, PolicySpec
 from .verdict import WalkCriteria, forward_lateral, heading
 
 
+def default_threads() -> int:
+    """Simulator threads for lock-step screening: one per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class StandScorer:
     name = "go2"
     zero_is_invalid = True
+    warmups = (0,)  # policy steps of standing before the actor takes over, one rollout each
 
-    def __init__(self, steps: int, spec: PolicySpec, wtw_run_dir: str, crit: WalkCriteria = WalkCriteria()):
+    def __init__(self, steps: int, spec: PolicySpec, wtw_run_dir: str, crit: WalkCriteria = WalkCriteria(),
+                 threads: int = 0):
+        """threads: simulator threads of `score_all` (0 = `default_threads()`)."""
         from .sim.env import WtwSimEnv
         from .wtw import PolicyRunner, load_wtw_run
 
@@ -33,6 +49,10 @@ class StandScorer:
         self.runner = PolicyRunner(self.env.builder, run.adaptation)
         self.steps, self.crit = steps, crit
         self.bound = self.env.cfg.safety.max_abs_action
+        self.threads = threads or default_threads()
+        self._starts: dict[int, object] = {}  # warmup steps -> WorldStart (the same for every candidate)
+        self._pool, self._pool_threads = None, 0
+        self.last_world_steps = 0  # policy steps the last `score_all` simulated, all worlds together
 
     def __call__(self, actor: Actor, warmup_steps: int = 0) -> float:
         self.env.reset("stand")
@@ -48,6 +68,94 @@ class StandScorer:
             if self.crit.fell(sim.base_position()[2], sim.data.qpos[3:7]):
                 return t / self.steps
         return 1.0
+
+    # -- lock-step: all candidates at once ---------------------------------------------------------
+    def _world_start(self, warmup_steps: int):
+        """The state `__call__` reaches before the actor's first step (reset, `warmup_steps` standing)."""
+        from .sim.lockstep import WorldStart
+        if warmup_steps not in self._starts:
+            self.env.reset("stand")
+            for _ in range(warmup_steps):
+                self.env.step(np.zeros(self.env.wtw.num_actions))
+            self._starts[warmup_steps] = WorldStart.of(self.env)
+        return self._starts[warmup_steps]
+
+    def _thread_pool(self):
+        """Worker threads for the lock-step ranges beyond the calling thread's own (None: one thread)."""
+        if self.threads > 1 and self._pool_threads != self.threads:
+            from concurrent.futures import ThreadPoolExecutor
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="maa-screening")
+            self._pool_threads = self.threads
+        return self._pool if self.threads > 1 else None
+
+    def _lockstep(self, actors: Sequence[Actor]):
+        """Every actor from every start in `warmups`, all in lock-step. Returns (fail, xy, starts):
+        fail (K,) the policy step at which an actor's first rollout failed (fell, or an action out of
+        bound; -1: none did), xy (K, W, 2) trunk positions at the end (meaningful where fail is -1).
+        None when the actors are not plain MLPs of one shape."""
+        from .inference import StackedMlp
+        from .sim.lockstep import WtwWorlds
+        starts = [self._world_start(w) for w in self.warmups]
+        K, W = len(actors), len(starts)
+        policy = StackedMlp.of(actors)
+        if policy is None:  # not plain MLPs of one shape: one at a time
+            return None
+        fail, xy = np.full(K, -1), np.zeros((K, W, 2))
+        alive = np.arange(K)  # candidates still running; their worlds are alive*W .. alive*W + W-1
+        hist = self.env.wtw.history_dim
+        adaptation = self.runner.adaptation
+
+        def stop(failed_worlds: np.ndarray, t: int) -> None:
+            """Ends at step t the candidates with a failed world: one failed start decides (the worse counts)."""
+            nonlocal alive
+            bad = failed_worlds.reshape(-1, W).any(axis=1)
+            if bad.any():
+                fail[alive[bad]] = t
+                alive = alive[~bad]
+                policy.keep(np.flatnonzero(~bad))
+                worlds.keep(np.flatnonzero(np.repeat(~bad, W)))
+
+        def tick(lo: int, hi: int) -> np.ndarray:
+            """Policy step of candidates lo..hi-1 (of `alive`): latent, action, simulator. Returns which
+            of their worlds had an action out of bound (stepped with 0 instead: they stop after this step)."""
+            wl, wh = lo * W, hi * W
+            with torch.inference_mode():
+                x = torch.from_numpy(worlds.input[wl:wh])
+                x[:, hist:] = adaptation(x[:, :hist])    # the latent: one batched call for these worlds
+                a = policy(x.view(hi - lo, W, -1), lo, hi).reshape(wh - wl, -1).numpy()
+            bad = ~np.isfinite(a).all(axis=1) | (np.abs(a).max(axis=1) > self.bound)
+            worlds.step_rows(wl, wh, np.where(bad[:, None], 0.0, a) if bad.any() else a)
+            return bad
+
+        pool = self._thread_pool()
+        self.last_world_steps = 0
+        with WtwWorlds(self.env, [s for _ in range(K) for s in starts]) as worlds:
+            for t in range(self.steps):
+                self.last_world_steps += len(worlds)
+                worlds.tick_clocks()
+                cuts = np.linspace(0, len(alive), min(self.threads, len(alive)) + 1).astype(int)
+                futures = [pool.submit(tick, lo, hi) for lo, hi in zip(cuts[1:-1], cuts[2:])] if pool else []
+                try:
+                    own = tick(cuts[0], cuts[1])
+                finally:
+                    rest = [f.result() for f in futures]  # every range finishes before anything moves on
+                fell = self.crit.fell_many(worlds.base_position[:, 2], worlds.base_quat)
+                stop(np.concatenate([own, *rest]) | fell, t)  # out of bound or fallen at step t: both score t / steps
+                if len(alive) == 0:
+                    break
+            if len(alive):
+                xy[alive] = worlds.base_position[:, :2].reshape(len(alive), W, 2)
+        return fail, xy, starts
+
+    def score_all(self, actors: Sequence[Actor]) -> np.ndarray:
+        """`__call__` of every actor, in lock-step."""
+        got = self._lockstep(actors)
+        if got is None:
+            return np.array([self(a) for a in actors])
+        fail = got[0]
+        return np.where(fail >= 0, fail / self.steps, 1.0)
 
 
 class WalkScorer(StandScorer):
@@ -65,3 +173,16 @@ class WalkScorer(StandScorer):
             return survived
         forward, _ = forward_lateral(self.env.sim.base_position()[:2] - self._start[:2], heading(self._quat0))
         return 1.0 + max(0.0, forward / (self.steps * self.env.wtw.dt))
+
+    def score_all(self, actors: Sequence[Actor]) -> np.ndarray:
+        got = self._lockstep(actors)
+        if got is None:
+            return np.array([self(a) for a in actors])
+        fail, xy, starts = got
+        out = np.where(fail >= 0, fail / self.steps, np.inf)
+        for w, s in enumerate(starts):
+            p0, head = s.data.qpos[0:2], heading(s.data.qpos[3:7])
+            for k in np.flatnonzero(fail < 0):
+                forward, _ = forward_lateral(xy[k, w] - p0, head)
+                out[k] = min(out[k], 1.0 + max(0.0, forward / (self.steps * self.env.wtw.dt)))
+        return out

@@ -36,17 +36,36 @@ class LowState:
 class Joystick:
     """rt/wirelesscontroller: sticks in [-1, 1] and the key bit field."""
 
-    # bit positions of WirelessController_.keys (Unitree remote)
+    # bit positions of WirelessController_.keys (Unitree remote); the same 16 bits are bytes 2-3 of the
+    # 40-byte LowState_.wireless_remote (head[2], keys, then float32 lx, rx, ry, L2 analog, ly)
     KEY_BITS = {"R1": 0, "L1": 1, "start": 2, "select": 3, "R2": 4, "L2": 5, "F1": 6, "F2": 7,
                 "A": 8, "B": 9, "X": 10, "Y": 11, "up": 12, "right": 13, "down": 14, "left": 15}
 
+    MAX_SAMPLES = 16  # samples one read may cover (the DDS reader's depth)
+
     def __init__(self):
         self.lx = self.ly = self.rx = self.ry = 0.0
-        self.keys = 0
+        self.keys = 0  # OR of the samples the last read covered: a tap between two reads is seen
+        # each of those samples' keys, oldest first: a chord counts only if one sample held all of it
+        # (L2+A released, then B pressed, within one tick is not L2+B); n_samples 0: only `keys` is known
+        self.sample_keys = [0] * self.MAX_SAMPLES
+        self.n_samples = 0
         self.stamp = -np.inf
 
     def copy_from(self, o: "Joystick") -> None:
         self.lx, self.ly, self.rx, self.ry, self.keys, self.stamp = o.lx, o.ly, o.rx, o.ry, o.keys, o.stamp
+        self.sample_keys[:] = o.sample_keys
+        self.n_samples = o.n_samples
+
+    def held(self, mask: int) -> bool:
+        """Every key of `mask` down together in one sample of the last read."""
+        if self.n_samples == 0:
+            return (self.keys & mask) == mask
+        ks = self.sample_keys
+        for i in range(self.n_samples):
+            if (ks[i] & mask) == mask:
+                return True
+        return False
 
     @classmethod
     def mask(cls, names) -> int:

@@ -2,7 +2,9 @@
 
 A submitted actor (blob bytes, ActorBlob, spec Actor or torch module) is checked on the *validator*
 thread (decode, spec, finiteness, a canary batch of recent inputs, the numpy tick path against
-torch, timing) and, if accepted, becomes the pending slot the loop swaps in at the start of a tick.
+torch, timing; the checksum and the numpy path's passes on a helper thread beside it, validation.beside)
+and, if accepted, becomes the pending slot the loop swaps in at the start of a tick (the slot it
+displaces is freed by the dispatcher thread, not in the tick).
 A revert (asked for, or after a fault) swaps the previous actor back. Callers get `SwapTicket`s.
 It works on the controller's state (`spec`, `cfg`, `wtw`, `runner`, `builder`, `clock`, the actor
 slots, `_events`, `counters`), set up in controller.py."""
@@ -18,7 +20,8 @@ import torch
 from ..errors import MaaError
 from .realtime import set_rt_priority
 from .telemetry import ControllerEvent
-from .validation import BlobDecodeError, as_candidate, canary_check, check_numpy_path, one_line, torch_forward_check
+from .validation import (BlobDecodeError, as_candidate, beside, canary_check, judge_numpy_path, numpy_path_outputs,
+                         one_line, torch_forward_check)
 from .wtw import ObservationBuilder
 
 log = logging.getLogger("maa.go2.controller")  # one logger for the controller's files
@@ -92,6 +95,8 @@ class ActorSwap:
 
     def _activate(self, slot: _Slot, now: float, tick: int, kind: str) -> None:
         if self._active is not None:
+            if self._previous is not None:  # freeing ~10 MB (and maybe unmapping it) is not tick work
+                self._retired.append(self._previous)
             self._previous = self._active
         slot.activated_at = now
         self._active = slot
@@ -118,6 +123,8 @@ class ActorSwap:
         # Helper threads hold the GIL while they run Python; at normal priority a busy machine can
         # preempt them mid-hold and stall the loop behind the GIL. A low FIFO priority prevents that.
         set_rt_priority(self.cfg.control.helper_rt_priority, "actor validator")
+        if self.torch_threads:  # OpenMP's thread count is per calling thread: the canary pass runs here
+            torch.set_num_threads(self.torch_threads)
         while not self._stop.is_set():
             item = self._validate_q.get()
             if item is None:
@@ -178,20 +185,27 @@ class ActorSwap:
         return cand, details, fast
 
     def _checks(self, cand):
-        """Canary, numpy path and timing checks of a built candidate -> (details, numpy path or None)."""
+        """Canary, numpy path and timing checks of a built candidate -> (details, numpy path or None).
+        The numpy path is built and run on the canary rows on the helper thread while this thread runs
+        the torch canary pass; it is then judged against the torch outputs, as if run in sequence."""
         canary = self._canary_inputs()
         max_ms = self.cfg.safety.max_inference_ms
-        fast = self._compile(cand.module)
+        numpy_job = beside(self._numpy_path, cand.module, canary)
         details = canary_check(cand, canary, self.wtw.config.num_actions,
-                               self.cfg.safety.max_abs_action, max_ms, time_torch=fast is None,
+                               self.cfg.safety.max_abs_action, max_ms, time_torch=False,
                                references=self.canary_references)
-        if fast is not None:  # the tick runs the numpy path: it must match torch, and it is what is timed
-            timing = check_numpy_path(fast, canary, cand.canary_outputs, max_ms)
-            if timing is None:
-                fast = None
-                timing = torch_forward_check(cand, canary[:1], max_ms)
-            details.update(timing)
+        fast, outputs = numpy_job.result()
+        timing = judge_numpy_path(outputs, cand.canary_outputs, max_ms) if fast is not None else None
+        if timing is None:  # no numpy path, or it disagrees with torch: the tick runs torch, which is timed
+            fast = None
+            timing = torch_forward_check(cand, canary[:1], max_ms)
+        details.update(timing)
         return details, fast
+
+    def _numpy_path(self, module, canary: np.ndarray):
+        """(numpy path of `module` or None, its outputs and times on the canary rows or None)."""
+        fast = self._compile(module)
+        return fast, (numpy_path_outputs(fast, canary) if fast is not None else None)
 
     def _compile(self, module):
         """The numpy tick path of `module` (checked by the caller against torch), or None: run torch."""

@@ -32,7 +32,7 @@ class TickRecord:
 
 @dataclass(frozen=True)
 class ControllerEvent:
-    kind: str       # transition | swap | revert | refused | fault
+    kind: str       # transition | swap | revert | refused | fault | gamepad
     time: float
     tick: int
     message: str
@@ -78,6 +78,8 @@ class Telemetry:
         while True:
             self._wake_dispatch.wait(0.1)
             self._wake_dispatch.clear()
+            while self._retired:  # actors the loop swapped out: their memory is freed here, not in a tick
+                self._retired.popleft()
             while self._events:
                 ev = self._events.popleft()
                 ticket = ev.data.get("ticket")

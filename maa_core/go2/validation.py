@@ -11,11 +11,15 @@ these an actor must not saturate: if more than `max_saturated_fraction` of them 
 WTW's clip (which every tick would then clip), it is refused before it runs, not reverted by the
 loop's runtime bound after it did.
 
-Swap-path cost (go2-wtw, ~1.2M parameters): blob parse with checksum and finiteness (actor_io), one batched
-torch pass over the canary, the numpy path on a few canary rows; no pass runs twice."""
+Swap-path cost (go2-wtw, ~1.2M parameters; BENCHMARKS.md): blob parse and finiteness (actor_io), one copy
+of the parameters into the module, one batched torch pass over the canary; beside them, on one helper
+thread (`beside`), the SHA-256 checksum and the numpy path's build and passes on a few canary rows.
+No pass runs twice."""
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..actor_io import ActorBlob, params_checksum, verify_checksum
+from ..actor_io import ActorBlob, finite, params_checksum, verify_checksum
 from ..errors import MaaError, check
 from ..resources import package_path
 from ..specs import Actor, PolicySpec
@@ -59,16 +63,43 @@ class Candidate:
             self.checksum = None
 
 
-_hasher: ThreadPoolExecutor | None = None
+HELPER_THREADS = 2  # the checksum and the numpy path's passes, each beside the validator's torch canary pass
+_helper: ThreadPoolExecutor | None = None
+_helper_lock = threading.Lock()
+_helper_sched = threading.local()  # the scheduling policy this helper thread last took
+
+
+def _as_submitter(policy: tuple[int, int], fn, args):
+    if getattr(_helper_sched, "policy", None) != policy:
+        try:
+            os.sched_setscheduler(0, policy[0], os.sched_param(policy[1]))
+        except (OSError, AttributeError):  # without the rights: normal scheduling, as the submitter would have
+            pass
+        _helper_sched.policy = policy
+    return fn(*args)
+
+
+def beside(fn, *args) -> Future:
+    """`fn(*args)` on a helper thread, at the calling thread's scheduling policy (a FIFO validator's
+    helpers must not wait behind normal-priority work). Work that releases the GIL (hashlib, BLAS)
+    runs there while the caller runs its own checks: the 2-3 ms SHA-256 of a 5 MB blob, the numpy
+    tick path's build and passes beside the torch canary pass."""
+    global _helper
+    with _helper_lock:
+        if _helper is None:
+            _helper = ThreadPoolExecutor(HELPER_THREADS, thread_name_prefix="maa-actor-helper")
+    try:
+        policy = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+    except (OSError, AttributeError):  # not Linux
+        policy = None
+    if policy is None:
+        return _helper.submit(fn, *args)
+    return _helper.submit(_as_submitter, policy, fn, args)
 
 
 def _checksum_async(params: np.ndarray) -> Future:
-    """SHA-256 on a helper thread: hashlib releases the GIL on large buffers, so the ~3 ms for a
-    5 MB blob overlaps the module build and the canary pass instead of adding to the swap latency."""
-    global _hasher
-    if _hasher is None:
-        _hasher = ThreadPoolExecutor(1, thread_name_prefix="maa-actor-checksum")
-    return _hasher.submit(params_checksum, params)
+    """SHA-256 of the parameters beside the module build and the canary pass (see `beside`)."""
+    return beside(params_checksum, params)
 
 
 def _build(spec: PolicySpec, params: np.ndarray) -> torch.nn.Module:
@@ -83,7 +114,8 @@ def as_candidate(obj, expected: PolicySpec, generation_id: str | None = None, de
     parsed, pending, claimed = False, None, ""
     if isinstance(obj, (bytes, bytearray, memoryview)):
         try:
-            obj, claimed = ActorBlob.parse_unverified(obj if isinstance(obj, bytes) else bytes(obj))  # finiteness too
+            # finiteness too; params stay a view of the bytes: _build makes the module's one copy
+            obj, claimed = ActorBlob.parse_unverified(obj if isinstance(obj, bytes) else bytes(obj), copy=False)
         except MaaError:
             raise
         except Exception as e:  # whatever damaged bytes make a decoder raise (RecursionError, KeyError, ...)
@@ -98,7 +130,7 @@ def as_candidate(obj, expected: PolicySpec, generation_id: str | None = None, de
         params = np.asarray(obj.params)
         check(params.shape == (expected.num_params,), f"actor: {params.size} parameters, spec {expected.name} has {expected.num_params}")
         if not parsed:  # blobs may be built in-process; parse_unverified has just checked the same
-            check(bool(np.isfinite(params).all()), "actor: parameters contain NaN or Inf")
+            check(finite(params), "actor: parameters contain NaN or Inf")
         gid = generation_id or obj.generation_id or (claimed or obj.checksum)[:12]  # no second SHA-256 of bytes
         return Candidate(_build(obj.spec, params), gid, obj.spec, checksum=pending)
     if isinstance(obj, Actor):
@@ -248,13 +280,11 @@ def torch_forward_check(c: Candidate, one: np.ndarray, max_inference_ms: float) 
     return {"inference_ms": ms, "inference_path": "torch"}
 
 
-def check_numpy_path(fast, inputs: np.ndarray, reference: np.ndarray, max_inference_ms: float,
-                     rows: int = 4, rtol: float = 1e-4, atol: float = 1e-4) -> dict | None:
+def numpy_path_outputs(fast, inputs: np.ndarray, rows: int = 4) -> tuple[np.ndarray, list[float]] | None:
     """The numpy tick path `fast` (a HistoryMlp) on the first `rows` canary inputs, un-split (the
-    tick's worst case): None if it does not reproduce the torch `reference` outputs (the caller then
-    runs torch); else its CPU time per pass (best of the rows), MaaError if over the budget."""
+    tick's worst case) -> (outputs, CPU seconds of each pass); None if it raised."""
     n = min(rows, len(inputs))
-    got = np.empty((n, reference.shape[1]), np.float32)
+    got = np.empty((n, fast.out_dim), np.float32)
     times = []
     try:
         for i in range(n):
@@ -265,10 +295,28 @@ def check_numpy_path(fast, inputs: np.ndarray, reference: np.ndarray, max_infere
     except Exception as e:  # the torch path stays available; never let this kill the validator
         log.warning("numpy tick path failed (%s: %s); running torch", type(e).__name__, e)
         return None
-    if not np.allclose(got, reference[:n], rtol=rtol, atol=atol):
-        log.warning("numpy tick path disagrees with the torch module (max diff %.3g); running torch",
-                    float(np.abs(got - reference[:n]).max()))
+    return got, times
+
+
+def judge_numpy_path(outputs: tuple[np.ndarray, list[float]] | None, reference: np.ndarray, max_inference_ms: float,
+                     rtol: float = 1e-4, atol: float = 1e-4) -> dict | None:
+    """`numpy_path_outputs` against the torch `reference` outputs on the same rows: None if the path
+    failed or does not reproduce them (the caller then runs torch); else its CPU time per pass (best
+    of the rows), MaaError if over the budget."""
+    if outputs is None:
+        return None
+    got, times = outputs
+    ref = reference[:len(got)]
+    if got.shape != ref.shape or not np.allclose(got, ref, rtol=rtol, atol=atol):
+        log.warning("numpy tick path disagrees with the torch module (max diff %s); running torch",
+                    f"{float(np.abs(got - ref).max()):.3g}" if got.shape == ref.shape else f"shape {got.shape} vs {ref.shape}")
         return None
     ms = 1000.0 * min(times)
     _check_budget(ms, max_inference_ms)
     return {"inference_ms": ms, "inference_path": "numpy"}
+
+
+def check_numpy_path(fast, inputs: np.ndarray, reference: np.ndarray, max_inference_ms: float,
+                     rows: int = 4, rtol: float = 1e-4, atol: float = 1e-4) -> dict | None:
+    """`numpy_path_outputs` then `judge_numpy_path`, on this thread."""
+    return judge_numpy_path(numpy_path_outputs(fast, inputs, rows), reference, max_inference_ms, rtol, atol)

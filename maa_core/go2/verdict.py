@@ -28,6 +28,13 @@ class WalkCriteria:
         r, p, _ = quat_to_rpy(quat_wxyz)
         return bool(height < self.min_height or abs(r) > self.max_tilt or abs(p) > self.max_tilt)
 
+    def fell_many(self, heights: np.ndarray, quats_wxyz: np.ndarray) -> np.ndarray:
+        """`fell` for N trunks at once: heights (N,), quaternions (N, 4) -> (N,) bool."""
+        w, x, y, z = np.asarray(quats_wxyz, dtype=float).T
+        roll = np.arctan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y))   # gait.quat_to_rpy, column-wise
+        pitch = np.arcsin(np.clip(2 * (w * y - z * x), -1.0, 1.0))
+        return (np.asarray(heights) < self.min_height) | (np.abs(roll) > self.max_tilt) | (np.abs(pitch) > self.max_tilt)
+
     def walks(self, fell: bool, speed: float) -> bool:
         return (not fell) and speed >= self.min_speed
 

@@ -25,6 +25,7 @@ class Generated:
     screening: Screening | None
     seconds: float
     received_at: float  # time.monotonic() when the prompt arrived
+    signature: str = ""  # maa_core.signing line over `data` when the engine has a signer
 
 
 class ActorHistory:
@@ -54,12 +55,13 @@ class Engine:
 
     def __init__(self, generator, num_candidates: int = 8, seed: int = 0, do_screen: bool = True,
                  max_abs_action: float = 20.0, scorer: Scorer | None = None, name: str = "maa",
-                 blob_extra: dict | None = None):
+                 blob_extra: dict | None = None, signer=None):
+        """signer: a `maa_core.signing.Signer`; every blob is then signed (on the worker thread)."""
         check(num_candidates >= 1, f"num_candidates must be >= 1, got {num_candidates}")
         self.blob_extra = dict(blob_extra or {})  # into every blob's header (e.g. the policy contract)
         self.gen, self.K, self.seed = generator, int(num_candidates), int(seed)
         self.do_screen, self.max_abs_action, self.scorer = do_screen, float(max_abs_action), scorer
-        self.name = name
+        self.name, self.signer = name, signer
         self._attempts: dict[str, int] = {}
 
     def check_prompt(self, traj: Trajectory, where: str = "prompt") -> Trajectory:
@@ -82,8 +84,10 @@ class Engine:
         if sc is not None:
             extra.update(score=float(sc.score[k]), valid=int(sc.valid.sum()))
         blob = ActorBlob(self.gen.spec, params[k], generation_id=gid, prompt_id=prompt_id, extra=extra)
-        return Generated(prompt_id, blob, blob.to_bytes(), sc, time.monotonic() - t0,
-                         received_at if received_at is not None else t0)
+        data = blob.to_bytes()
+        signature = self.signer.sign(data).to_text() if self.signer is not None else ""
+        return Generated(prompt_id, blob, data, sc, time.monotonic() - t0,
+                         received_at if received_at is not None else t0, signature)
 
 
 @dataclass

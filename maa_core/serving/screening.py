@@ -4,12 +4,13 @@ Validity: finite parameters; on the prompt's states (when they are the actor's i
 actions within `max_abs_action`. Ranking: agreement with the prompt's actions (negative MSE), or,
 with a `Scorer` given, its score of each valid candidate. Scorers belong to their domain (a
 simulator rollout in maa_core.go2 or maa_core.envs; `scorers.make_scorer` builds one by name):
-this module knows none of them.
+this module knows none of them. A scorer that can score all candidates at once (`BatchScorer`,
+e.g. the Go2's lock-step rollouts) is asked once; any other one candidate at a time.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +26,19 @@ class Scorer(Protocol):
     zero_is_invalid: bool
 
     def __call__(self, actor: Actor) -> float: ...
+
+
+class BatchScorer(Scorer, Protocol):
+    """Optionally also: the scores of many actors at once, the same as calling it on each."""
+
+    def score_all(self, actors: Sequence[Actor]) -> np.ndarray: ...
+
+
+def _scores(scorer: Scorer, actors: list[Actor]) -> np.ndarray:
+    score_all = getattr(scorer, "score_all", None)
+    if callable(score_all) and len(actors) > 1:
+        return np.asarray(score_all(actors), dtype=float)
+    return np.array([float(scorer(a)) for a in actors])
 
 
 @dataclass
@@ -68,8 +82,8 @@ def screen(spec: PolicySpec, params: np.ndarray, prompt: Trajectory, max_abs_act
         score[k] = -float(np.mean((act - prompt.actions) ** 2)) if act.shape == prompt.actions.shape else 0.0
         reasons.append("ok")
     if scorer is not None:
-        for k in np.flatnonzero(valid):
-            s = float(scorer(spec.unflatten(params[k]).eval()))
+        ks = np.flatnonzero(valid)
+        for k, s in zip(ks, _scores(scorer, [spec.unflatten(params[k]).eval() for k in ks])):
             if not np.isfinite(s) or (s <= 0.0 and getattr(scorer, "zero_is_invalid", False)):
                 valid[k], score[k], reasons[k] = False, -np.inf, f"failed the scorer ({getattr(scorer, 'name', 'rollout')})"
             else:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import MaaError
+from ...errors import MaaError, exit_code
 from ..config import load_robot_config
 from ..dds import NUM_MOTORS, TOPIC_LOWCMD, TOPIC_LOWSTATE, TOPIC_SPORTSTATE, init_dds
 from ..state import LowState, MotorCommand
@@ -239,8 +239,7 @@ def main(argv=None) -> int:
     try:
         return run_bridge(args)
     except MaaError as e:
-        print(f"maa go2-sim: error: {e}", file=sys.stderr)
-        return 2
+        return exit_code(e, 'maa go2-sim')
 
 
 if __name__ == "__main__":

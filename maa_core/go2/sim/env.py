@@ -14,7 +14,7 @@ from ..config import RobotConfig, load_robot_config
 from ..joints import JointMap
 from ..state import LowState, MotorCommand
 from ..wtw import ActionMapper, ObservationBuilder, WtwConfig
-from .model import build_mjcf
+from .model import MatConfig, build_mjcf, terrain_of
 
 log = logging.getLogger("maa.go2.sim")
 POS_STOP = 2.146e9   # LowCmd_ q value meaning "no position loop" (Unitree SDK convention)
@@ -39,10 +39,12 @@ def import_mujoco():
 
 
 class Go2Sim:
-    def __init__(self, cfg: RobotConfig | str = "go2", timestep: float | None = None):
+    def __init__(self, cfg: RobotConfig | str = "go2", timestep: float | None = None, terrain: str | None = None):
+        """`terrain` (flat | mat, model.py) overrides the robot config's sim.terrain."""
         self._mj = mujoco = import_mujoco()
         self.cfg = load_robot_config(cfg)
-        self.model = mujoco.MjModel.from_xml_string(build_mjcf(self.cfg))
+        self.terrain = terrain_of(self.cfg, terrain)
+        self.model = mujoco.MjModel.from_xml_string(build_mjcf(self.cfg, self.terrain))
         if timestep:
             self.model.opt.timestep = timestep
         self.data = mujoco.MjData(self.model)
@@ -71,7 +73,8 @@ class Go2Sim:
         # lowest point of any colliding geom -> put it just on the floor
         lowest = min(d.geom_xpos[g][2] - (m.geom_size[g][0] if m.geom_type[g] == 2 else m.geom_rbound[g])
                      for g in range(m.ngeom) if m.geom_contype[g])
-        d.qpos[2] = 1.0 - lowest + 0.002
+        top = MatConfig.from_dict(self.cfg.sim.get("mat"), self.cfg.source).height if self.terrain == "mat" else 0.0
+        d.qpos[2] = 1.0 - lowest + top + 0.002  # above the highest bump: it settles onto the ground below
         hold = MotorCommand()
         hold.set_pd(q, self.cfg.stand.kp, self.cfg.stand.kd)
         self.apply(hold)
@@ -154,8 +157,8 @@ class WtwSimEnv:
     """A WTW policy step on the in-process sim: action (policy order) -> PD targets held for
     `decimation` physics steps -> next observation, built by the controller's own builder."""
 
-    def __init__(self, cfg: RobotConfig | str = "go2", wtw: WtwConfig = WtwConfig()):
-        self.sim = Go2Sim(cfg)
+    def __init__(self, cfg: RobotConfig | str = "go2", wtw: WtwConfig = WtwConfig(), terrain: str | None = None):
+        self.sim = Go2Sim(cfg, terrain=terrain)
         self.cfg, self.wtw = self.sim.cfg, wtw
         self.joints = JointMap.from_config(self.cfg)
         defaults = self.joints.to_policy(self.cfg.default_angles)
@@ -195,10 +198,10 @@ class WtwSimEnv:
         return self.builder.history
 
 
-def make_env(wtw_dir) -> tuple["WtwSimEnv", "torch.nn.Module"]:
+def make_env(wtw_dir, terrain: str | None = None) -> tuple["WtwSimEnv", "torch.nn.Module"]:
     """(WtwSimEnv, adaptation module) for the Go2 with the policy settings of the walk-these-ways run
-    in `wtw_dir` (its adaptation module writes the actor's latent)."""
+    in `wtw_dir` (its adaptation module writes the actor's latent); `terrain` overrides sim.terrain."""
     from ..wtw import load_wtw_run
 
     run = load_wtw_run(wtw_dir)
-    return WtwSimEnv("go2", run.config), run.adaptation
+    return WtwSimEnv("go2", run.config, terrain), run.adaptation

@@ -7,8 +7,75 @@ rewritten from every LowCmd_, clamped to the motor torque limit; the implicit in
 the kd term implicitly, which keeps stiff damping stable at the robot's 2 ms step."""
 from __future__ import annotations
 
-from ...errors import check
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from ...errors import MaaError, check
 from ..config import RobotConfig, load_robot_config
+
+TERRAINS = ("flat", "mat")
+
+
+@dataclass(frozen=True)
+class MatConfig:
+    """The `mat` terrain (robot config sim.mat): an uneven, slightly compliant floor (MJCF height field)
+    centred on the start, with the flat floor around it."""
+    size: float = 24.0          # m, side of the square mat (the 40 s course stays on it)
+    cell: float = 0.1           # m, height-field grid spacing
+    height: float = 0.02        # m, highest bump above the floor (the lowest is at the floor)
+    smooth: int = 2             # box-filter passes over the random heights: bumps ~ a few cells wide
+    seed: int = 0               # the mat's bumps (deterministic)
+    timeconst: float = 0.04     # contact solref time constant (s): softer than MuJoCo's 0.02 rigid default
+    dampratio: float = 1.0
+    solimp: tuple = (0.8, 0.95, 0.01)  # contact impedance: a few mm of give under the robot's weight
+
+    @classmethod
+    def from_dict(cls, d, where: str) -> "MatConfig":
+        check(d is None or isinstance(d, dict), f"{where}: sim.mat must be a map")
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        check(not unknown, f"{where}: sim.mat: unknown key(s) {sorted(unknown)} (known: {sorted(known)})")
+        try:
+            c = cls(**{**d, **({"solimp": tuple(float(x) for x in d["solimp"])} if "solimp" in d else {})})
+        except (TypeError, ValueError) as e:
+            raise MaaError(f"{where}: sim.mat: {e}") from None
+        check(c.size > 0 and 0 < c.cell < c.size and c.height > 0 and c.smooth >= 0 and c.timeconst > 0
+              and len(c.solimp) == 3, f"{where}: sim.mat: size, cell, height, timeconst must be > 0 (cell < size), "
+              f"smooth >= 0, solimp 3 numbers")
+        return c
+
+    def elevation(self) -> np.ndarray:
+        """(n, n) heights in [0, 1] (fractions of `height`)."""
+        n = int(round(self.size / self.cell)) + 1
+        z = np.random.default_rng(self.seed).uniform(0.0, 1.0, (n, n))
+        for _ in range(self.smooth):
+            p = np.pad(z, 1, mode="edge")
+            z = sum(p[1 + i:n + 1 + i, 1 + j:n + 1 + j] for i in (-1, 0, 1) for j in (-1, 0, 1)) / 9.0
+        z -= z.min()
+        return z / max(float(z.max()), 1e-9)
+
+
+def terrain_of(cfg: RobotConfig, terrain: str | None = None) -> str:
+    t = terrain if terrain is not None else cfg.sim.get("terrain", "flat")
+    check(t in TERRAINS, f"{cfg.source}: sim.terrain {t!r}: expected one of {', '.join(TERRAINS)}")
+    return t
+
+
+def _terrain_xml(cfg: RobotConfig, terrain: str) -> tuple[str, str]:
+    """(asset, worldbody) MJCF of the terrain on top of the floor plane."""
+    if terrain == "flat":
+        return "", ""
+    m = MatConfig.from_dict(cfg.sim.get("mat"), cfg.source)
+    z = m.elevation()
+    n = z.shape[0]
+    asset = (f'    <hfield name="mat" nrow="{n}" ncol="{n}" size="{m.size / 2:.6g} {m.size / 2:.6g} {m.height:.6g} 0.01" '
+             f'elevation="{" ".join(f"{v:.4f}" for v in z.ravel())}"/>\n')
+    # priority 1: the mat's solref/solimp (not a mix with the robot's) decide its contacts
+    body = (f'    <geom name="mat" type="hfield" hfield="mat" rgba="0.35 0.42 0.38 1" contype="0" conaffinity="1" '
+            f'priority="1" solref="{m.timeconst:.6g} {m.dampratio:.6g}" solimp="{_v(m.solimp)}"/>\n')
+    return asset, body
 
 
 def _v(xs) -> str:
@@ -20,8 +87,10 @@ def _need(sim: dict, key: str, where: str):
     return sim[key]
 
 
-def build_mjcf(cfg: RobotConfig | str = "go2") -> str:
+def build_mjcf(cfg: RobotConfig | str = "go2", terrain: str | None = None) -> str:
+    """The model; `terrain` (flat | mat) overrides the config's sim.terrain."""
     cfg = load_robot_config(cfg)
+    t_asset, t_body = _terrain_xml(cfg, terrain_of(cfg, terrain))
     s, where = cfg.sim, cfg.source
     trunk, hip, thigh, calf = (_need(s, k, where) for k in ("trunk", "hip", "thigh", "calf"))
     hx, hy, hz = _need(s, "hip_offset", where)
@@ -81,11 +150,11 @@ def build_mjcf(cfg: RobotConfig | str = "go2") -> str:
   <asset>
     <texture name="grid" type="2d" builtin="checker" width="256" height="256" rgb1="0.55 0.6 0.65" rgb2="0.45 0.5 0.55"/>
     <material name="grid" texture="grid" texrepeat="8 8"/>
-  </asset>
+{t_asset}  </asset>
   <worldbody>
     <light pos="0 0 3" dir="0 0 -1" directional="true"/>
     <geom name="floor" type="plane" size="0 0 0.05" material="grid" contype="0" conaffinity="1"/>
-    <body name="trunk" pos="0 0 0.35">
+{t_body}    <body name="trunk" pos="0 0 0.35">
       <camera name="track" mode="trackcom" pos="0.6 -1.2 0.5" xyaxes="0.9 0.45 0 -0.15 0.3 0.94"/>
       <freejoint name="root"/>
       <inertial pos="{_v(trunk['com'])}" mass="{trunk['mass']}" diaginertia="{_v(trunk['inertia'])}"/>

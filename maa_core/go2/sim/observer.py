@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from ...errors import MaaError
+from ...errors import MaaError, exit_code
 from ..dds import TOPIC_LOWCMD, TOPIC_LOWSTATE, TOPIC_SPORTSTATE, init_dds
 
 
@@ -78,8 +78,7 @@ def main(argv=None) -> int:
     try:
         obs = Observer(a.domain, a.interface).open()
     except MaaError as e:
-        print(f"maa: error: {e}", file=sys.stderr)
-        return 2
+        return exit_code(e)
     parent, end = os.getppid(), time.monotonic() + a.seconds
     while not stop.is_set() and time.monotonic() < end and os.getppid() == parent:
         stop.wait(0.1)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import MaaError, check
+from ...files import dataclass_from_mapping
 
 NO_VIDEO_ENV = "MAA_NO_VIDEO"   # set (non-empty): skip the video (the demo falls back to the stick figure)
 GL_LIBRARIES = {"osmesa": "OSMesa", "egl": "EGL"}   # MUJOCO_GL value -> the shared library it loads
@@ -54,11 +55,7 @@ class VideoConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "VideoConfig":
-        from dataclasses import fields
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        check(not set(d) - known, f"video: unknown key(s) {sorted(set(d) - known)} (known: {sorted(known)})")
-        return cls(**d)
+        return dataclass_from_mapping(cls, d, "video")
 
 
 # -- what to show ---------------------------------------------------------------------------------

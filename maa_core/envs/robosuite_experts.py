@@ -1,0 +1,302 @@
+"""Scripted experts for Robosuite Lift, Door and NutAssemblySingle, in the actors' action space.
+
+An expert reads privileged poses from the simulator (object bodies, sites, joint angles, contacts),
+picks an end-effector target pose from the task's phase, and turns the pose error into the 7 joint
+deltas of the JOINT_POSITION controller through the gripper site's MuJoCo Jacobian (damped least
+squares, plus a null-space pull towards the rest posture); the 8th action is the gripper
+(-1 open, +1 close). The phase is a function of the current simulator state only (grasp contacts,
+object height, door angles), never of the expert's history, so the same expert can label states a
+student visits (DAgger), as MetaWorld's scripted policies do.
+
+    expert = make_expert(env)          # env: RobosuiteEnv; callable obs -> action (8,)
+    expert = env.expert()              # the same, as for MetaWorldEnv
+
+Works for any 7-DoF single-arm robot with a 2-finger gripper (Panda, Sawyer): only the gripper
+site, the fingerpad geoms and the arm's joint indexes are read from the robot.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import check
+
+DOWN = np.array([0.0, 0.0, -1.0])
+
+
+@dataclass(frozen=True)
+class ExpertGains:
+    # -- arm controller: pose error -> joint deltas --------------------------------------------
+    max_step: float = 0.02          # m: position error is clipped to this (bounds the hand's speed)
+    rot_weight: float = 0.5         # orientation error (rad) weight against position error (m)
+    max_rot_step: float = 0.3       # rad: orientation error is clipped to this
+    damping: float = 0.05           # damped least squares λ
+    null_gain: float = 0.05         # null-space pull towards the rest posture (fraction of the gap)
+    limit_margin: float = 0.05      # rad: a joint this close to its limit is not pushed further
+    action_per_rad: float = 40.0    # action units per rad of joint change (±1 ~ 0.009 rad/step at 20 Hz)
+    # -- grasping ------------------------------------------------------------------------------
+    hover: float = 0.05             # m behind a grasp pose (along the approach) before moving in
+    align_xy: float = 0.012         # m: horizontal error under which the hand descends
+    align_rot: float = 0.15         # rad: orientation error under which the hand descends
+    at_grasp: float = 0.012         # m: position error under which the gripper closes
+    empty_pad_gap: float = 0.35     # fraction of the widest fingerpad gap: below it (no grasp) = missed
+    # -- Lift -----------------------------------------------------------------------------------
+    lift_grasp_dz: float = 0.0      # m: grasp height relative to the cube centre
+    lift_height: float = 0.12       # m above the table to carry the cube to (success: 0.04)
+    # -- Door -----------------------------------------------------------------------------------
+    door_grasp_along: float = 0.125 # m along the lever from the latch axis (lever: 0 .. 0.15)
+    door_unlatch: float = 0.9       # rad of handle rotation the expert turns to before pulling
+    door_turn_step: float = 0.2     # rad: handle-angle lead of each target
+    door_pull_step: float = 0.12    # rad: hinge-angle lead of each target
+    door_open: float = 0.38         # rad: hinge angle to open to (success: 0.3, limit 0.4)
+    # -- NutAssemblySingle ------------------------------------------------------------------------
+    nut_grasp_dz: float = 0.0       # m: grasp height relative to the handle site
+    nut_clear: float = 0.02         # m: nut bottom above the peg top while carrying
+    nut_align_xy: float = 0.007     # m: nut-over-peg error under which the nut is lowered (peg clearance ~0.007)
+    nut_release: float = 0.03       # m: nut centre above the table at which the gripper opens
+    nut_retreat: float = 0.10       # m: hand rise after release (success needs the hand away)
+
+
+# -- small rotation helpers --------------------------------------------------------------------
+def _rot(axis: np.ndarray, angle: float) -> np.ndarray:
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+
+
+def _rot_err(R: np.ndarray, Rd: np.ndarray) -> np.ndarray:
+    """World-frame rotation vector (small-angle) taking R towards Rd."""
+    return 0.5 * sum(np.cross(R[:, i], Rd[:, i]) for i in range(3))
+
+
+def _frame(x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Rotation whose z is `z` and whose x is `x` made orthogonal to it."""
+    z = z / np.linalg.norm(z)
+    x = x - z * (x @ z)
+    x = x / np.linalg.norm(x)
+    return np.stack([x, np.cross(z, x), z], axis=1)
+
+
+def _closest_axis(x_now: np.ndarray, candidates) -> np.ndarray:
+    """The ±candidate direction closest to x_now (the 2-finger grip is symmetric under a half turn)."""
+    best = max(candidates, key=lambda c: abs(c @ x_now))
+    return best if best @ x_now >= 0 else -best
+
+
+class _Arm:
+    """Reads the robot from the sim and turns a target pose into an 8-dim action."""
+
+    def __init__(self, rs_env, gains: ExpertGains):
+        import mujoco
+
+        self.mj = mujoco
+        self.env = rs_env
+        self.g = gains
+        robot = rs_env.robots[0]
+        self.robot = robot
+        self.m = rs_env.sim.model._model
+        self.d = rs_env.sim.data._data
+        self.site = robot.eef_site_id["right"]
+        self.dofs = np.asarray(robot._ref_joint_vel_indexes)
+        self.qidx = np.asarray(robot._ref_joint_pos_indexes)
+        check(len(self.dofs) == 7, f"Robosuite expert: robot {type(robot.robot_model).__name__} has {len(self.dofs)} arm joints, needs 7")
+        self.gripper = robot.gripper["right"]
+        pads = self.gripper.important_geoms
+        self.pads = [self.m.geom(pads["left_fingerpad"][0]).id, self.m.geom(pads["right_fingerpad"][0]).id]
+        self.q_rest = np.asarray(robot.init_qpos, float)
+        self.limits = self.m.jnt_range[[self.m.dof_jntid[i] for i in self.dofs]].copy()
+        self.open_gap = 0.0  # widest fingerpad gap seen (the gripper starts half open)
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def pos(self) -> np.ndarray:
+        return self.d.site_xpos[self.site].copy()
+
+    @property
+    def R(self) -> np.ndarray:
+        return self.d.site_xmat[self.site].reshape(3, 3).copy()
+
+    def pad_gap(self) -> float:
+        return float(np.linalg.norm(self.d.geom_xpos[self.pads[0]] - self.d.geom_xpos[self.pads[1]]))
+
+    def grasping(self, geoms) -> bool:
+        return bool(self.env._check_grasp(gripper=self.gripper, object_geoms=geoms))
+
+    def missed(self) -> bool:
+        """Fingers (nearly) shut on nothing: a failed grasp."""
+        gap = self.pad_gap()
+        self.open_gap = max(self.open_gap, gap)
+        return gap < self.g.empty_pad_gap * self.open_gap
+
+    # -- control ---------------------------------------------------------------------------------
+    def action(self, p_target: np.ndarray, R_target: np.ndarray, grip: float) -> np.ndarray:
+        g, m, d = self.g, self.m, self.d
+        dp = p_target - self.pos
+        n = np.linalg.norm(dp)
+        if n > g.max_step:
+            dp *= g.max_step / n
+        dr = _rot_err(self.R, R_target)
+        nr = np.linalg.norm(dr)
+        if nr > g.max_rot_step:
+            dr *= g.max_rot_step / nr
+        jp = np.zeros((3, m.nv))
+        jr = np.zeros((3, m.nv))
+        self.mj.mj_jacSite(m, d, jp, jr, self.site)
+        w = np.r_[np.ones(3), np.full(3, g.rot_weight)]
+        J = np.vstack([jp[:, self.dofs], jr[:, self.dofs]]) * w[:, None]
+        err = np.r_[dp, dr] * w
+        q = d.qpos[self.qidx]
+        lo, hi = self.limits[:, 0] + g.limit_margin, self.limits[:, 1] - g.limit_margin
+        free = np.ones(7, bool)
+        for _ in range(3):  # joints at a limit that the solution pushes further are locked, then re-solve
+            Jf = J * free
+            J_pinv = Jf.T @ np.linalg.inv(Jf @ Jf.T + g.damping ** 2 * np.eye(6))
+            dq = J_pinv @ err + (np.eye(7) - J_pinv @ Jf) @ (g.null_gain * (self.q_rest - q)) * free
+            stuck = free & (((q < lo) & (dq < 0)) | ((q > hi) & (dq > 0)))
+            if not stuck.any():
+                break
+            free &= ~stuck
+        dq *= free
+        # per-joint clipping: a slow wrist turn does not hold back the other joints (the env caps
+        # every joint at ~0.009 rad/step, so scaling the whole vector would make big turns crawl)
+        return np.r_[np.clip(dq * g.action_per_rad, -1.0, 1.0), grip]
+
+
+def _table_z(rs_env) -> float:
+    return float(rs_env.table_offset[2])
+
+
+class LiftExpert:
+    """Top-down grasp of the cube (fingers across a face), lift to `lift_height` above the table."""
+
+    def __init__(self, rs_env, gains: ExpertGains):
+        self.arm = _Arm(rs_env, gains)
+        self.env, self.g = rs_env, gains
+
+    def __call__(self, obs=None) -> np.ndarray:
+        env, g, arm = self.env, self.g, self.arm
+        c = env.sim.data.body_xpos[env.cube_body_id].copy()
+        Rc = env.sim.data.body_xmat[env.cube_body_id].reshape(3, 3)
+        R_t = _frame(_closest_axis(arm.R[:, 0], [Rc[:, 0], Rc[:, 1]]), DOWN)
+        grasp = c + np.array([0, 0, g.lift_grasp_dz])
+        if arm.grasping(env.cube):
+            return arm.action(np.r_[c[:2], _table_z(env) + g.lift_height], R_t, 1.0)
+        return _reach_and_grasp(arm, grasp, R_t, g)
+
+
+def _reach_and_grasp(arm: _Arm, grasp: np.ndarray, R_t: np.ndarray, g: ExpertGains) -> np.ndarray:
+    """Wait `hover` behind `grasp` (along the approach axis R_t[:, 2]), move in once aligned, close once
+    there; a missed grasp (fingers shut on nothing) backs off and reopens."""
+    p = arm.pos
+    z = R_t[:, 2]
+    pre = grasp - g.hover * z
+    if arm.missed():
+        back = (p - grasp) @ -z > g.hover - 0.01
+        return arm.action(pre, R_t, -1.0 if back else 1.0)
+    e = p - grasp
+    lateral = np.linalg.norm(e - (e @ z) * z)
+    rot = np.linalg.norm(_rot_err(arm.R, R_t))
+    if lateral > g.align_xy or rot > g.align_rot:
+        return arm.action(pre, R_t, -1.0)
+    close = np.linalg.norm(e) < g.at_grasp
+    return arm.action(grasp, R_t, 1.0 if close else -1.0)
+
+
+class DoorExpert:
+    """Grasp the lever end-on, turn it down to unlatch, pull the door along the hinge arc."""
+
+    def __init__(self, rs_env, gains: ExpertGains):
+        import mujoco
+
+        self.arm = _Arm(rs_env, gains)
+        self.env, self.g = rs_env, gains
+        m = self.arm.m
+        check(rs_env.use_latch, "Robosuite Door expert: expects the latched door (use_latch=True)")
+        self.hinge = m.joint(rs_env.door.joints[0]).id
+        self.latch = m.joint(rs_env.door.joints[1]).id
+        self.latch_body = m.jnt_bodyid[self.latch]
+        self.handle_geoms = [n for n in rs_env.door.contact_geoms if n.endswith("handle")]
+        check(self.handle_geoms, "Robosuite Door expert: door has no 'handle' geom")
+        self.mj = mujoco
+
+    def _grasp_pose(self, d_hinge: float, d_latch: float):
+        """Grasp pose on the lever after rotating the hinge by d_hinge and the latch by d_latch."""
+        d = self.arm.d
+        Rl = d.xmat[self.latch_body].reshape(3, 3)
+        pl = d.xpos[self.latch_body]
+        # lever geom: along latch-frame x (0 .. 0.15 from the axis), 0.10 in front of the door (latch-frame -y)
+        p = pl + Rl @ np.array([self.g.door_grasp_along, -0.10, 0.0])
+        a_l, c_l = d.xaxis[self.latch], d.xanchor[self.latch]
+        a_h, c_h = d.xaxis[self.hinge], d.xanchor[self.hinge]
+        R_l, R_h = _rot(a_l, d_latch), _rot(a_h, d_hinge)
+        p = c_h + R_h @ (c_l + R_l @ (p - c_l) - c_h)
+        x = R_h @ R_l @ Rl[:, 2]        # fingers close across the lever's height
+        z = R_h @ R_l @ -Rl[:, 0]       # approach the lever's free end along the lever (hand stays off the panel)
+        return p, _frame(_closest_axis(self.arm.R[:, 0], [x]), z)
+
+    def __call__(self, obs=None) -> np.ndarray:
+        env, g, arm, d = self.env, self.g, self.arm, self.arm.d
+        hinge = float(d.qpos[self.arm.m.jnt_qposadr[self.hinge]])
+        latch = float(d.qpos[self.arm.m.jnt_qposadr[self.latch]])
+        if arm.grasping(self.handle_geoms):
+            if latch < g.door_unlatch and hinge < 0.05:
+                p, R = self._grasp_pose(0.0, min(g.door_turn_step, g.door_unlatch - latch + 0.05))
+            else:
+                p, R = self._grasp_pose(min(g.door_pull_step, max(g.door_open - hinge, 0.0)),
+                                        max(g.door_unlatch - latch, 0.0))
+            return arm.action(p, R, 1.0)
+        p, R = self._grasp_pose(0.0, 0.0)
+        return _reach_and_grasp(arm, p, R, g)
+
+
+class NutExpert:
+    """Grasp the nut's handle, carry the nut over its peg (squared to the peg), lower it, release."""
+
+    def __init__(self, rs_env, gains: ExpertGains):
+        self.arm = _Arm(rs_env, gains)
+        self.env, self.g = rs_env, gains
+
+    def __call__(self, obs=None) -> np.ndarray:
+        env, g, arm = self.env, self.g, self.arm
+        sd = env.sim.data
+        i = int(env.nut_id)
+        nut = env.nuts[i]
+        bid = env.obj_body_id[nut.name]
+        c = sd.body_xpos[bid].copy()
+        Rn = sd.body_xmat[bid].reshape(3, 3)
+        handle = sd.site_xpos[env.object_site_ids[i]].copy()
+        peg = sd.body_xpos[env.peg1_body_id if i == 0 else env.peg2_body_id].copy()
+        table = _table_z(env)
+        p = arm.pos
+        if env.on_peg(c, i) and not arm.grasping(nut):
+            # placed: let go and move away (success needs the hand off the nut)
+            return arm.action(np.r_[p[:2], c[2] + g.nut_retreat], arm.R, -1.0)
+        if arm.grasping(nut):
+            # square the nut to the peg: nearest multiple of 90 deg of its yaw
+            yaw = np.arctan2(Rn[1, 0], Rn[0, 0])
+            dyaw = np.round(yaw / (np.pi / 2)) * (np.pi / 2) - yaw
+            Rz = _rot([0, 0, 1], dyaw)
+            off = Rz @ (p - c)                      # hand relative to the nut centre, once squared
+            R_t = Rz @ arm.R
+            carry_z = peg[2] + 0.1 + g.nut_clear + 0.01  # peg top + clearance + nut half-thickness
+            xy_err = np.linalg.norm((c - peg)[:2])
+            if xy_err > g.nut_align_xy or abs(dyaw) > 0.15:
+                if c[2] < peg[2] + 0.1 + 0.015 and xy_err < 0.07:
+                    return arm.action(np.r_[p[:2], carry_z + off[2]], R_t, 1.0)  # near the peg: rise first
+                return arm.action(np.r_[peg[:2] + off[:2], carry_z + off[2]], R_t, 1.0)
+            if c[2] < table + g.nut_release:
+                return arm.action(p, arm.R, -1.0)
+            return arm.action(np.r_[peg[:2] + off[:2], table + g.nut_release - 0.01 + off[2]], R_t, 1.0)
+        R_t = _frame(_closest_axis(arm.R[:, 0], [Rn[:, 1]]), DOWN)
+        return _reach_and_grasp(arm, handle + np.array([0, 0, g.nut_grasp_dz]), R_t, g)
+
+
+EXPERTS = {"Lift": LiftExpert, "Door": DoorExpert, "NutAssemblySingle": NutExpert}
+
+
+def make_expert(env, gains: ExpertGains | None = None):
+    """The scripted expert of a RobosuiteEnv's task: callable obs -> action (8,) in [-1, 1]."""
+    check(env.env_name in EXPERTS, f"Robosuite task {env.env_name!r} has no scripted expert (have: {', '.join(EXPERTS)})")
+    expert = EXPERTS[env.env_name](env._env, gains or ExpertGains())
+    return lambda obs=None: np.clip(expert(obs), -1.0, 1.0)

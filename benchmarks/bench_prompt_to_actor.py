@@ -55,6 +55,39 @@ def profile_buckets(fn) -> dict:
     return out
 
 
+def compare(a, gen, eng, prompts) -> int:
+    from maa_core.serving.screening import screen
+    scorer = eng.scorer
+    threads, rows = scorer.threads, []
+    for pid, traj in prompts:
+        params = gen.generate([traj], num_policies=a.candidates, seed=eng.seed).params[0]
+        row = {}
+        for mode, n in (("sequential", 0), ("lock-step 1 thread", 1), (f"lock-step {threads} threads", threads)):
+            scorer.threads = max(n, 1)
+            if n == 0:
+                scorer.score_all = None
+            t0 = time.perf_counter()
+            sc = screen(gen.spec, params, traj, eng.max_abs_action, scorer)
+            row[mode] = (time.perf_counter() - t0, sc.best, round(float(sc.score[sc.best]), 4))
+            if n == 0:
+                del scorer.score_all  # the class's method again
+        rows.append(row)
+        print(f"{pid} (load {os.getloadavg()[0]:.1f}): " + "; ".join(f"{m} {t:.2f} s -> candidate {b} ({s})"
+                                                                    for m, (t, b, s) in row.items()), flush=True)
+    modes = list(rows[0])
+    print(f"\n{len(rows)} prompts, K = {a.candidates}, {a.scorer} over {a.steps} policy steps, "
+          f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
+    for m in modes:
+        ts = [r[m][0] for r in rows]
+        ratio = [r[modes[0]][0] / r[m][0] for r in rows]
+        print(f"  {m:24s} screening p50 {statistics.median(ts):6.2f} s  min {min(ts):6.2f} s   "
+              f"speed-up vs sequential p50 {statistics.median(ratio):4.1f}x")
+    same = sum(r[modes[0]][1] == r[modes[-1]][1] for r in rows)
+    print(f"  same candidate picked as sequential: {same} / {len(rows)} prompts")
+    scorer.threads = threads
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=10)
@@ -65,6 +98,9 @@ def main() -> int:
     ap.add_argument("--sequential", action="store_true", help="screen candidates one by one (Scorer.__call__)")
     ap.add_argument("--sim-threads", type=int, default=0, help="lock-step simulator threads (0 = the scorer's default)")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--compare", action="store_true",
+                    help="per prompt, screen the same candidates sequentially, lock-step on 1 thread and on "
+                         "the default threads, back to back (ratios hold under a varying machine load)")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as the generator node (torch_threads: 1)
     import torch
@@ -91,6 +127,8 @@ def main() -> int:
         scorer.threads = a.sim_threads
     if a.sequential and hasattr(scorer, "score_all"):
         scorer.score_all = None  # screen() then falls back to one candidate at a time
+    if a.compare:
+        return compare(a, gen, eng, prompts)
     t_gen = []
 
     class TimedGenerator:  # the engine's generator, with its `generate` calls timed

@@ -17,7 +17,9 @@ dpkg -s libosmesa6 >/dev/null 2>&1 || apt_need+=(libosmesa6)
 if [ ${#apt_need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "[setup] apt-get install ${apt_need[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_need[@]}" >/dev/null
+    # the package lists a machine already has usually suffice; refresh them only when they do not
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_need[@]}" >/dev/null 2>&1 \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_need[@]}" >/dev/null; }
   else
     echo "[setup] missing Debian packages: ${apt_need[*]} (run as root or install them)" >&2; exit 1
   fi

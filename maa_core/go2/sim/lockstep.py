@@ -4,8 +4,9 @@ one `MjData` per world, every world's policy step at once (the batched screening
 Each world does exactly what `WtwSimEnv.step` does, with the observation built for all worlds in one
 set of array operations (the same float64 arithmetic, cast to float32 like `ObservationBuilder`).
 `step_rows` steps one range of worlds: MuJoCo and torch release the GIL, so callers run disjoint
-ranges on threads in parallel (policy and physics of a range together). All worlds share the model: its actuator gains are the policy's (every WtwSimEnv command sets the
-same ones), only `ctrl` differs per world. Inside `with WtwWorlds(...)` the model's sensors are off
+ranges on threads in parallel (policy and physics of a range together). All worlds share the
+model: its actuator gains are the policy's (every WtwSimEnv command sets the same ones), only
+`ctrl` differs per world. Inside `with WtwWorlds(...)` the model's sensors are off
 (nothing here reads them: the IMU quaternion is its site's body frame, bit for bit the same value),
 which saves about a tenth of each physics step; leaving the block turns them back on."""
 from __future__ import annotations
@@ -74,7 +75,7 @@ class WtwWorlds:
         imu = m.sensor("imu_quat")
         site = int(imu.objid[0])
         # framequat of a site = its body's xquat times the site's own quat: the body's when that is identity
-        self._quat_body = (int(m.site_bodyid[site]) if imu.type[0] == self._mj.mjtSensor.mjSENS_FRAMEQUAT
+        self._quat_body = (int(m.site_bodyid[site]) if int(imu.type[0]) == int(self._mj.mjtSensor.mjSENS_FRAMEQUAT)
                            and int(imu.objtype[0]) == int(self._mj.mjtObj.mjOBJ_SITE)
                            and np.array_equal(m.site_quat[site], (1.0, 0.0, 0.0, 0.0)) and imu.reftype[0] == 0
                            and imu.noise[0] == 0 else None)

@@ -1,6 +1,7 @@
 """ros2 launch maa_ros go2_generate.launch.py [backend:=sim|unitree] [network_interface:=eth0]
     [generator_dir:=...] [wtw_run_dir:=...] [prompt_bag:=...] [config:=...] [controller:=true] [recorder:=true]
     [signing_key:=<generator's private key>] [trusted_keys:=<a.pub,b.pub>] [require_signature:=auto|true|false]
+    [mode:=generate|retrieve|auto]
 
 The nodes and their parameters come from maa_ros.launch_spec (plain Python); `maa-ros launch
 go2_generate ...` starts the same nodes as processes where `ros2 launch` is not installed.

@@ -6,6 +6,8 @@ One folder is one deployable generator:
     embedding.safetensors       behavior embedding (+ state/action normalizers)
     unet.safetensors            U-Net (EMA weights)
     scheduler/                  diffusers DDIM scheduler config
+    retrieval.safetensors       optional: the training checkpoints' embeddings + parameters, for the
+                                serving modes retrieve / auto (serving/retrieval.py, `maa index`)
 
 A compact copy for shipping (`save_pretrained(..., dtype=torch.float16, max_shard_bytes=...)`) stores
 weights in float16 (normalizers stay float32: they hold exact constants such as a frozen layer) and
@@ -95,9 +97,13 @@ class PolicyGenerator:
         return min_prompt_length(self.config.embedding)
 
     # -- persistence -------------------------------------------------------------------------
-    def save_pretrained(self, folder, dtype: torch.dtype | None = None, max_shard_bytes: int | None = None) -> Path:
+    def save_pretrained(self, folder, dtype: torch.dtype | None = None, max_shard_bytes: int | None = None,
+                        retrieval_dataset=None, retrieval_dtype: str = "float32") -> Path:
         """dtype (e.g. torch.float16): store weights in it, normalizer buffers stay float32.
-        max_shard_bytes: split each model's tensors over files of at most this size (module docstring)."""
+        max_shard_bytes: split each model's tensors over files of at most this size (module docstring).
+        retrieval_dataset: a PolicyDataset of the training checkpoints: also writes the retrieval index
+        (serving/retrieval.py) in retrieval_dtype, built with the weights as saved (replacing one there). An
+        index left from other weights is refused when loaded (its embedding fingerprint)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"format": GENERATOR_FORMAT, "maa_version": __version__, "spec": self.spec.to_dict(),
@@ -130,6 +136,12 @@ class PolicyGenerator:
             (folder / f"{name}.safetensors.index.json").write_text(json.dumps(index, indent=1))
         self.scheduler.save_pretrained(folder / "scheduler")
         (folder / "generator.json").write_text(json.dumps(meta, indent=1))
+        from .serving import retrieval
+
+        if retrieval_dataset is not None:  # the embedding as it is served (float16 copies: rounded)
+            served = self if dtype is None else type(self).from_pretrained(folder, device="cpu")
+            retrieval.save_index(retrieval.build_index(served, retrieval_dataset), served, folder, retrieval_dtype,
+                                 force=True)
         return folder
 
     @classmethod

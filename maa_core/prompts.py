@@ -21,6 +21,7 @@ on machines without ROS.
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import struct
 from collections import deque
@@ -41,6 +42,8 @@ DEFAULT_MAX_VALUES = 1 << 22  # 4 Mi floats (16 MiB): refuses absurd prompts bef
 # float's exponent makes values like 1e38. Larger values are refused as implausible, not used.
 MAX_ABS_VALUE = 1e6
 BAG_DIGEST_KEY = "maa.sha256:"  # + topic: rosbag2 custom_data entry written by write_prompts_to_bag
+
+log = logging.getLogger("maa.prompts")
 
 
 @dataclass(frozen=True)
@@ -230,9 +233,11 @@ def read_prompts_from_bag(path, topic: str | None = None, window: int | None = N
     stream per topic (e.g. the controller's recorded steps) and cut into windows of that length.
     A message that is not a prompt raises MaaError naming the bag, topic and message index.
     """
+    path = Path(path)
+    if path.is_file() and path.suffix == ".mcap":  # one mcap file (e.g. a controller recording): cut short is fine
+        return _prompts_from_mcap_file(path, topic, window, stride, max_values)
     from rosbags.rosbag2 import Reader
     from rosbags.rosbag2.errors import ReaderError
-    path = Path(path)
     check_bag_folder(path)
     ts = _typestore()
     out: list[tuple[str, Trajectory]] = []
@@ -240,9 +245,7 @@ def read_prompts_from_bag(path, topic: str | None = None, window: int | None = N
         with Reader(path) as reader:
             conns = [c for c in reader.connections if c.msgtype == PROMPT_MSGTYPE and (topic is None or c.topic == topic)]
             if not conns:
-                found = sorted({f"{c.topic} ({c.msgtype})" for c in reader.connections})
-                raise MaaError(f"{path}: no {PROMPT_MSGTYPE} messages" + (f" on {topic}" if topic else "")
-                               + f"; topics: {', '.join(found) or 'none'}")
+                _no_prompts(path, topic, {c.topic: c.msgtype for c in reader.connections})
             custom = getattr(getattr(reader.storage, "metadata", None), "custom", None) or {}
             digests = {t: hashlib.sha256() for t in {c.topic for c in conns} if BAG_DIGEST_KEY + t in custom}
             windowers = {t: Windower(window, stride) for t in {c.topic for c in conns}} if window else {}
@@ -267,6 +270,85 @@ def read_prompts_from_bag(path, topic: str | None = None, window: int | None = N
     except (OSError, sqlite3.DatabaseError, struct.error, EOFError) as e:
         raise MaaError(f"{path}: cannot read bag ({type(e).__name__}: {e})") from None
     return out
+
+
+def _no_prompts(path, topic, found: dict):
+    listed = sorted(f"{t} ({m})" for t, m in found.items())
+    raise MaaError(f"{path}: no {PROMPT_MSGTYPE} messages" + (f" on {topic}" if topic else "")
+                   + f"; topics: {', '.join(listed) or 'none'}")
+
+
+def _prompts_from_mcap_file(path: Path, topic, window, stride, max_values) -> list[tuple[str, Trajectory]]:
+    ts = _typestore()
+    f = McapFile(path)
+    out: list[tuple[str, Trajectory]] = []
+    windowers: dict = {}
+    counts: dict[str, int] = {}
+    for t, msgtype, _stamp, raw in f.messages():
+        if msgtype != PROMPT_MSGTYPE or (topic is not None and t != topic):
+            continue
+        i = counts[t] = counts.get(t, -1) + 1
+        where = f"{path.name}:{t}[{i}]"
+        try:
+            msg = ts.deserialize_cdr(raw, msgtype)
+        except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError, struct.error, AssertionError) as e:
+            raise MaaError(f"{where}: not a {msgtype} message ({type(e).__name__}: {e})") from None
+        traj = from_message(msg, where=where, max_values=max_values)
+        steps = windowers.setdefault(t, Windower(window, stride)).push(traj) if window else [traj]
+        out.extend((prompt_id(w), w) for w in steps)
+    if not counts:
+        _no_prompts(path, topic, f.topics)
+    return out
+
+
+class McapFile:
+    """One .mcap file read front to back (the `mcap` library's stream reader, chunk CRCs checked), so
+    a file cut short (a recorder that crashed) yields every complete chunk: `messages()` then logs one
+    warning line and sets `complete` False. A file that is not mcap at all is refused (MaaError)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        check(self.path.is_file(), f"{self.path}: no such file")
+        self.topics: dict[str, str] = {}   # topic -> message type, as channels are met
+        self.metadata: dict[str, dict] = {}
+        self.complete = False
+        self.warning = ""
+
+    def messages(self) -> Iterator[tuple[str, str, int, bytes]]:
+        """(topic, message type, log time ns, CDR bytes) in file order."""
+        from mcap.exceptions import EndOfFile, InvalidMagic
+        from mcap.records import Channel, Footer, Message, Metadata, Schema
+        from mcap.stream_reader import StreamReader
+
+        schemas: dict[int, str] = {}
+        chans: dict[int, tuple[str, str]] = {}
+        n = 0
+        try:
+            with open(self.path, "rb") as fh:
+                for rec in StreamReader(fh, validate_crcs=True).records:
+                    if isinstance(rec, Message):
+                        if rec.channel_id in chans:
+                            n += 1
+                            yield (*chans[rec.channel_id], rec.log_time, rec.data)
+                    elif isinstance(rec, Channel):
+                        chans[rec.id] = (rec.topic, schemas.get(rec.schema_id, ""))
+                        self.topics[rec.topic] = chans[rec.id][1]
+                    elif isinstance(rec, Schema):
+                        schemas[rec.id] = rec.name
+                    elif isinstance(rec, Metadata):
+                        self.metadata[rec.name] = dict(rec.metadata)
+                    elif isinstance(rec, Footer):
+                        self.complete = True
+        except InvalidMagic:
+            raise MaaError(f"{self.path}: not an mcap file") from None
+        except OSError as e:
+            raise MaaError(f"{self.path}: cannot read ({e})") from None
+        except Exception as e:  # cut short or damaged from here on: what came before stands
+            why = "ends early" if isinstance(e, EndOfFile) else f"damaged ({type(e).__name__}: {' '.join(str(e).split())[:120]})"
+            if n == 0 and not self.topics:
+                raise MaaError(f"{self.path}: {why} before any message (not a readable recording)") from None
+            self.warning = f"{self.path}: {why}; read the {n} messages of its complete chunks (the recording was not closed)"
+            log.warning("maa: warning: %s", self.warning)
 
 
 def check_bag_folder(path: Path) -> None:

@@ -5,6 +5,9 @@ Publishes   <actor_topic>   std_msgs/UInt8MultiArray    (reliable, transient-loc
             /diagnostics    diagnostic_msgs/DiagnosticArray
 Services    ~/generate_now  std_srvs/Trigger  regenerate from the last good prompt (next seed)
             ~/revert        std_srvs/Trigger  republish the previous actor
+`mode` (generate | retrieve | auto, maa_core/serving/retrieval.py): where candidates come from; retrieve
+and auto need the folder's retrieval index (`maa index`). Default generate, index or not: what a
+launch does must not change because a file appeared in the folder, and auto's threshold is untuned.
 With `signing_key` (a private key file of `maa keygen`) every actor is signed (maa_core/signing.py)
 and the signature rides in the message's layout (maa_ros/messages.py).
 Generation runs in a worker thread; results come back to the executor through a guard condition
@@ -23,6 +26,7 @@ from maa_core import prompts
 from maa_core.errors import MaaError
 from maa_core.resources import resolve
 from maa_core.serving.engine import ActorHistory, Engine, Generated, Worker
+from maa_core.serving.retrieval import MODES, load_index
 from maa_core.serving.scorers import make_scorer
 from maa_core.trajectory import Trajectory
 
@@ -76,6 +80,16 @@ class GeneratorNode(MaaNode):
         except MaaError as e:
             self.health.error(f"generator_dir: {e}")
             return
+        mode, index = self.param("mode"), None
+        if mode not in MODES:
+            self.health.error(f"mode {mode!r}: expected one of {', '.join(MODES)}; no actors are published")
+            return
+        if mode != "generate":  # fail closed: never generate where retrieval was asked for
+            try:
+                index = load_index(folder, gen)
+            except MaaError as e:
+                self.health.error(f"mode {mode}: {e}; no actors are published")
+                return
         scorer = None
         if self.param("sim_screen") and self.param("screen"):
             try:
@@ -86,7 +100,8 @@ class GeneratorNode(MaaNode):
         self.engine = Engine(gen, self.param("num_candidates"), self.param("seed"), self.param("screen"),
                              self.param("max_abs_action"), scorer=scorer, name=self.get_name(),
                              blob_extra={"contract": contract.to_dict()} if contract is not None else None,
-                             signer=self.signer)
+                             signer=self.signer, mode=mode, retrieval=index,
+                             retrieval_threshold=self.param("retrieval_threshold"))
         try:
             self._warm_up(gen)
         except MaaError as e:
@@ -94,10 +109,13 @@ class GeneratorNode(MaaNode):
         self.worker = Worker(self.engine, self._on_result, self.param("max_pending"))
         sim = f"; screening with {self.param('sim_screen_steps')}-step rollouts in {self.param('sim_screen')}" \
             if scorer is not None else ""
+        if index is not None:
+            t = self.engine.retrieval_threshold if self.engine.retrieval_threshold >= 0 else index.threshold
+            sim += f"; mode {mode} over {len(index)} training checkpoints" + (f" (threshold {t:.4g})" if mode == "auto" else "")
         self.health.ok(f"ready: {gen.spec.name} generator, prompts of >= {gen.prompt_length} steps "
                        f"x ({gen.obs_dim} state + {gen.act_dim} action) dims{sim}",
                        spec=gen.spec.name, prompt_length=gen.prompt_length, obs_dim=gen.obs_dim, act_dim=gen.act_dim,
-                       policy_contract="yes" if contract is not None else "none",
+                       policy_contract="yes" if contract is not None else "none", mode=mode,
                        signing_key_id=self.signer.key_id if self.signer is not None else "none")
 
     def _warm_up(self, gen) -> None:
@@ -150,6 +168,8 @@ class GeneratorNode(MaaNode):
                 self.health.ok(f"published actor {r.blob.generation_id} for prompt {r.prompt_id}",
                                generation_id=r.blob.generation_id, prompt_id=r.prompt_id,
                                checksum=r.blob.checksum, candidate=r.blob.extra.get("candidate"),
+                               source=r.blob.extra.get("source", ""), nearest_key=r.blob.extra.get("nearest_key", ""),
+                               nearest_distance=r.blob.extra.get("nearest_distance", ""),
                                valid_candidates=r.blob.extra.get("valid", ""),
                                generate_ms=round(1e3 * r.seconds, 1),
                                prompt_to_actor_ms=round(1e3 * (time.monotonic() - r.received_at), 1),

@@ -11,6 +11,8 @@ Publishes   <steps_topic>              std_msgs/Float32MultiArray (best-effort):
 Services    ~/enable                   std_srvs/SetBool  true: DAMP -> STAND_UP (-> RUN); false: stop (DAMP)
             ~/estop                    std_srvs/Trigger
             ~/revert                   std_srvs/Trigger  back to the previous actor at the next tick
+            ~/record                   std_srvs/SetBool  true: start a recording (record_dir/go2-<time>.mcap:
+                                       ticks, steps, events; maa_core/go2/recording.py); false: stop and close it
 
 Signatures (maa_core/signing.py): with `require_signature` (auto = on backend unitree) an actor
 runs only if the message carries a valid Ed25519 signature of its exact bytes by one of
@@ -63,6 +65,7 @@ class Go2ControllerNode(MaaNode):
         self._events: queue.Queue = queue.Queue()  # from the controller's dispatcher thread
         self._last_twist = 0.0
         self._published_gen = None
+        self.recorder = None  # maa_core.go2.recording.Recorder while recording (~/record)
         self.steps_pub = self.create_publisher(Float32MultiArray, self.param("steps_topic"), qos.STATE)
         self.gen_pub = self.create_publisher(String, self.param("active_generation_topic"), qos.LATCHED)
         self.create_subscription(UInt8MultiArray, self.param("actor_topic"), self._on_actor, qos.ACTOR)
@@ -70,6 +73,7 @@ class Go2ControllerNode(MaaNode):
         self.create_service(SetBool, "~/enable", self._on_enable)
         self.create_service(Trigger, "~/estop", self._on_estop)
         self.create_service(Trigger, "~/revert", self._on_revert)
+        self.create_service(SetBool, "~/record", self._on_record)
         self.create_timer(0.02, self._drain)
         self.create_timer(1.0, self._publish_health)
         self._start_controller()
@@ -114,9 +118,14 @@ class Go2ControllerNode(MaaNode):
             self.ctl = self.robot = self.bridge = None
             return
         self.ctl.add_event_listener(lambda ev: self._events.put(("event", ev)))
+        # the recorder (when on) gets every tick and event on the dispatcher thread: it only queues them
+        self.ctl.add_tick_listener(lambda rec: (r := self.recorder) is not None and r.on_tick(rec))
+        self.ctl.add_event_listener(lambda ev: (r := self.recorder) is not None and r.on_event(ev))
         if self.param("publish_steps"):
             self.ctl.add_tick_listener(self._on_tick)
         self.ctl.start()
+        if self.param("record_on_start"):
+            self._start_recording()
         if self.param("enable_on_start"):
             self.ctl.enable()
         self.health.ok(f"controller running ({backend}, {cfg.control.rate_hz:g} Hz, spec {self.ctl.spec.name}); "
@@ -248,6 +257,44 @@ class Go2ControllerNode(MaaNode):
             resp.success, resp.message = True, "stop requested (DAMP)"
         return resp
 
+    def _start_recording(self) -> str:
+        """Starts a recording into record_dir; returns its path (MaaError: why not)."""
+        from pathlib import Path
+
+        from maa_core.go2.recording import Recorder
+        folder = str(self.param("record_dir") or "")
+        check(folder, "record: record_dir is not set")
+        check(self.recorder is None, f"record: already recording to {self.recorder.path if self.recorder else ''}")
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        path = Path(folder) / time.strftime("go2-%Y%m%d-%H%M%S.mcap")
+        w = self.ctl.wtw.config
+        self.recorder = Recorder(path, w.num_obs, w.num_actions, info={"spec": self.ctl.spec.name,
+                                 "rate_hz": self.ctl.cfg.control.rate_hz, "backend": self.param("backend")})
+        self.health.ok(f"recording to {path}", recording=str(path))
+        return str(path)
+
+    def _stop_recording(self) -> str:
+        rec, self.recorder = self.recorder, None
+        if rec is None:
+            return "not recording"
+        s = rec.close()
+        line = (f"recording {rec.path} closed: {s['ticks']} ticks, {s['steps']} steps, {s['events']} events; "
+                f"dropped {s['dropped_ticks']} ticks, {s['dropped_events']} events" + (f"; error {s['error']}" if s["error"] else ""))
+        (self.health.warn if s["dropped_ticks"] or s["dropped_events"] or s["error"] else self.health.ok)(line, recording="")
+        return line
+
+    def _on_record(self, req, resp):
+        if self.ctl is None:
+            resp.success, resp.message = False, "controller not running"
+            return resp
+        try:
+            resp.message = self._start_recording() if req.data else self._stop_recording()
+            resp.success = True
+        except (MaaError, OSError) as e:
+            resp.success, resp.message = False, str(e).splitlines()[0]
+            self.health.error(resp.message)
+        return resp
+
     def _on_estop(self, req, resp):
         if self.ctl is None:
             resp.success, resp.message = False, "controller not running"
@@ -271,6 +318,8 @@ class Go2ControllerNode(MaaNode):
     def close(self) -> None:
         if self.ctl is not None:
             self.ctl.close()
+        if self.recorder is not None:  # after the loop's last tick: the file is finalized with all of it
+            self._stop_recording()
         if self.robot is not None:
             self.robot.close()
         if self.bridge is not None:

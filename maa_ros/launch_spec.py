@@ -40,6 +40,8 @@ NODE_PARAMETERS: dict[str, dict[str, object]] = {
         "device": "cpu",                # torch device; "" = cuda when available
         "torch_threads": 1,             # CPU threads for generation (the controller shares the CPU); 0 = torch default
         "num_candidates": 8,            # K actors generated per prompt
+        "mode": "generate",             # "generate" | "retrieve" | "auto" (nearest training checkpoint; needs `maa index`)
+        "retrieval_threshold": -1.0,    # auto: retrieve at cosine distance <= this; < 0 = the index's
         "seed": 0,                      # base seed; "generate now" on the same prompt uses seed + attempt
         "screen": True,                 # validity screening (finite params/actions, action bound) + ranking
         "max_abs_action": 20.0,         # a candidate whose actions on the prompt states exceed this is invalid
@@ -94,6 +96,8 @@ NODE_PARAMETERS: dict[str, dict[str, object]] = {
         "max_actor_bytes": 67108864,
         "publish_steps": True,          # publish executed (observation, action) rows in RUN mode
         "enable_on_start": False,       # stand up (and run once an actor is active) without ~/enable
+        "record_dir": "",               # folder for recordings (~/record); empty: recording off
+        "record_on_start": False,       # start a recording into record_dir with the controller
         "require_signature": "auto",    # "true" | "false" | "auto" (= true on backend unitree, false on sim); read at start
         "trusted_keys": "",             # public key files (maa keygen) actors may be signed by: a list, or comma-separated
     },
@@ -142,6 +146,9 @@ GO2_ARGUMENTS = (
     Argument("generator_dir", "go2-walk", "generator folder (PolicyGenerator.save_pretrained), or the name of one "
              "the package ships in models/ (go2-walk: the locomotion generator); empty: the parameter file's"),
     Argument("wtw_run_dir", "", "walk-these-ways run folder: the actor until a generated one arrives"),
+    Argument("mode", "", "generator: generate (diffusion), retrieve (nearest training checkpoint) or auto "
+             "(retrieve when within the index's threshold); retrieve/auto need `maa index`; empty: the parameter "
+             "file's", ("", "generate", "retrieve", "auto")),
     Argument("accept_adaptation_mismatch", "false", "controller: run actors whose students were trained with "
              "another adaptation module than wtw_run_dir's", ("true", "false")),
     Argument("prompt_bag", "", "rosbag2 folder whose prompts are played once the generator listens, or the "
@@ -178,7 +185,7 @@ def go2_generate(args: dict[str, str]) -> list[NodeSpec]:
     a = _package_paths(resolve_arguments(GO2_ARGUMENTS, args))
     cfg = a["config"] or str(config_path("go2.yaml"))
     check(Path(cfg).is_file(), f"launch argument config:={cfg}: no such parameter file")
-    over = {k: a[k] for k in ("generator_dir", "wtw_run_dir", "signing_key") if a[k]}
+    over = {k: a[k] for k in ("generator_dir", "wtw_run_dir", "signing_key", "mode") if a[k]}
     nodes = [NodeSpec("maa_generator", "maa_generator", cfg, over, required=True)]
     if _bool(a["controller"]):
         over = {"backend": a["backend"]}

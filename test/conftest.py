@@ -34,7 +34,7 @@ def shared_dir() -> Path:
 # tests share nothing costly: those spread test by test.
 REALTIME_MODULES = {
     "test_go2_controller", "test_go2_dds", "test_ros_go2", "test_ros_graph", "test_ros_launch",
-    "test_ros_units", "test_validator_robustness", "test_contract", "test_signing",
+    "test_ros_units", "test_validator_robustness", "test_contract", "test_signing", "test_go2_recording",
 }
 SPREAD_MODULES = {"test_learning", "test_train_pairing", "test_collect", "test_adaptation"}
 

@@ -65,3 +65,29 @@ def write_walk_outputs(out_dir, log: dict, start: float, seconds: float, title: 
     dt = float(np.median(np.diff(z["t"]))) if len(z["t"]) > 1 else 0.02
     res["gif"] = str(write_gif(out / "walk.gif", poses, dt, gif_seconds))
     return res
+
+
+def write_recording_plots(rec, out_dir) -> dict:
+    """The plots of a controller recording (go2/recording.py `Recording`) into out_dir:
+
+        tracking.png   commanded vs achieved velocity and yaw rate, modes shaded
+        walk_path.png  top-down path (only with ground-truth poses, /maa/record/pose: the simulator's),
+                       the commanded path beside it
+
+    Returns their paths; `no_path` says why there is no path plot."""
+    from ..go2.plots import commanded_path, write_path_plot, write_tracking_plot
+    from ..go2.sim.render import heading
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    title = f"{rec.path.name}: {len(rec.t)} ticks, {len(rec.transitions)} mode transitions"
+    res = {"tracking": str(write_tracking_plot(out / "tracking.png", rec.t, rec.mode, rec.command, rec.quat, title,
+                                               rec.pose_t, rec.pose_pos))}
+    if len(rec.pose_t) == 0:
+        res["no_path"] = "no walk_path.png: the recording has no ground-truth poses (/maa/record/pose)"
+        return res
+    # the command in force at each pose: the latest tick at or before it
+    k = np.clip(np.searchsorted(rec.t, rec.pose_t, side="right") - 1, 0, len(rec.t) - 1)
+    cmd_xy = commanded_path(rec.pose_t, rec.command[k], rec.pose_pos[0], float(heading(rec.pose_quat[:1])[0]))
+    res["path"] = str(write_path_plot(out / "walk_path.png", rec.pose_t, rec.pose_pos, rec.pose_quat, title, cmd_xy))
+    return res

@@ -1,7 +1,8 @@
 """Baselines on the same prompts and the same protocol as the generator.
 
 - nearest-checkpoint retrieval: the training checkpoint whose behavior embedding (the generator's
-  own trained embedding, condition h || v) is closest in cosine to the prompt's;
+  own trained embedding, condition h || v) is closest in cosine to the prompt's (the search lives
+  in serving/retrieval.py, which the serving modes `retrieve` / `auto` use too);
 - behavior cloning: an actor of the same spec regressed (MSE on the deterministic action,
   tanh of the mean) on the prompt's state-action pairs, or on all prompts of its task.
 """
@@ -13,51 +14,20 @@ import numpy as np
 import torch
 
 from ..errors import check
+from ..serving.retrieval import RetrievalIndex, build_index
 from ..specs import PolicySpec
 from ..trajectory import Trajectory
 from .sources import PromptItem
 
 
-@dataclass
-class RetrievalIndex:
-    cond: np.ndarray  # (M, C) unit-norm conditions of the checkpoints' trajectories
-    record: np.ndarray  # (M,) checkpoint index of each row
-    params: np.ndarray  # (N, P) checkpoint parameters
-    tasks: list[str]  # task of each checkpoint
-
-
-EMBED_BATCH = 256  # trajectories embedded per forward pass
-
-
-@torch.inference_mode()
-def _conditions(gen, trajectories: list[Trajectory]) -> np.ndarray:
-    rows = []
-    for s in range(0, len(trajectories), EMBED_BATCH):
-        rows.append(gen.condition(trajectories[s:s + EMBED_BATCH]).float().cpu().numpy())
-    c = np.concatenate(rows)
-    return c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
-
-
 def build_retrieval_index(gen, checkpoints) -> RetrievalIndex:
     """checkpoints: a PolicyDataset of the generator's training checkpoints."""
-    check(len(checkpoints) > 0, "retrieval: the checkpoint dataset is empty")
-    check(checkpoints.spec.num_params == gen.spec.num_params,
-          f"retrieval: checkpoints have spec {checkpoints.spec.name!r}, the generator {gen.spec.name!r}")
-    trajs, rec = [], []
-    for i, r in enumerate(checkpoints):
-        for t in r.trajectories:
-            if len(t) >= gen.prompt_length:
-                trajs.append(t)
-                rec.append(i)
-    check(trajs, "retrieval: no checkpoint trajectory is long enough for the generator's embedding")
-    return RetrievalIndex(_conditions(gen, trajs), np.asarray(rec), checkpoints.params(),
-                          [m["task"] for m in checkpoints.meta()])
+    return build_index(gen, checkpoints)
 
 
 def retrieve(gen, index: RetrievalIndex, prompts: list[PromptItem]) -> tuple[np.ndarray, list[str]]:
     """-> (params (N, P) of the nearest checkpoint per prompt, that checkpoint's task per prompt)."""
-    q = _conditions(gen, [p.trajectory for p in prompts])
-    best = index.record[(q @ index.cond.T).argmax(1)]
+    best = [m.checkpoint for m in index.match(gen, [p.trajectory for p in prompts])]
     return index.params[best].astype(np.float32), [index.tasks[b] for b in best]
 
 

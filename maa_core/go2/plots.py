@@ -149,3 +149,49 @@ def write_gif(path, poses: np.ndarray, dt: float, seconds: float, fps: int = 12)
     anim.save(str(path), writer=PillowWriter(fps=fps))
     plt.close(fig)
     return Path(path)
+
+
+def write_tracking_plot(path, t, mode, command, quat, title: str, pose_t=None, pose_pos=None) -> Path:
+    """Command tracking over a recorded run: commanded vx / vy (and the achieved body-frame speeds when
+    ground-truth poses exist), commanded yaw rate beside the IMU's (d/dt of its heading); the
+    controller's mode shaded underneath (STAND_UP light, RUN none, DAMP grey)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .sim.render import heading
+
+    t, command = np.asarray(t, dtype=float), np.asarray(command, dtype=float)
+    if len(t) == 0:
+        raise MaaError("tracking plot: no ticks recorded")
+    t0 = t[0]
+    yaw = np.unwrap(heading(np.asarray(quat, dtype=float)))
+    yaw_rate = np.gradient(yaw, t) if len(t) > 2 else np.zeros(len(t))
+    fig, ax = plt.subplots(1, 2, figsize=(12, 3.6))
+    for a in ax:  # mode spans (0 DAMP, 1 STAND_UP, 2 RUN: safety.Mode)
+        mode = np.asarray(mode)
+        edges = np.flatnonzero(np.diff(mode)) + 1
+        for lo, hi in zip(np.r_[0, edges], np.r_[edges, len(mode)]):
+            shade = {0: "0.85", 1: "0.94"}.get(int(mode[lo]))
+            if shade:
+                a.axvspan(t[lo] - t0, t[hi - 1] - t0, color=shade, lw=0)
+    ax[0].plot(t - t0, command[:, 0], "--", color="tab:blue", label="vx commanded")
+    ax[0].plot(t - t0, command[:, 1], "--", color="tab:orange", label="vy commanded")
+    if pose_t is not None and len(pose_t) > 2:
+        pt, pp = np.asarray(pose_t, dtype=float), np.asarray(pose_pos, dtype=float)
+        v = np.gradient(pp[:, :2], pt, axis=0)
+        h = np.interp(pt, t, yaw)
+        c, s = np.cos(h), np.sin(h)
+        k = max(1, int(round(0.5 / max(float(np.median(np.diff(pt))), 1e-3))))
+        smooth = np.ones(k) / k
+        ax[0].plot(pt - t0, np.convolve(c * v[:, 0] + s * v[:, 1], smooth, mode="same"), color="tab:blue", label="vx (0.5 s mean)")
+        ax[0].plot(pt - t0, np.convolve(-s * v[:, 0] + c * v[:, 1], smooth, mode="same"), color="tab:orange", label="vy (0.5 s mean)")
+    ax[0].set_xlabel("time (s)"), ax[0].set_ylabel("m/s"), ax[0].legend(fontsize=8), ax[0].set_title("body velocity")
+    ax[1].plot(t - t0, command[:, 2], "--", color="tab:green", label="yaw rate commanded")
+    ax[1].plot(t - t0, yaw_rate, color="tab:green", lw=1, label="yaw rate (IMU)")
+    ax[1].set_xlabel("time (s)"), ax[1].set_ylabel("rad/s"), ax[1].legend(fontsize=8), ax[1].set_title("turning")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)

@@ -15,6 +15,7 @@ that fails stops there). Same scores as `__call__` up to float32 summation order
 from __future__ import annotations
 
 import os
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -90,6 +91,30 @@ class StandScorer:
             self._pool_threads = self.threads
         return self._pool if self.threads > 1 else None
 
+    def _tick_all(self, tick, n: int, pool) -> np.ndarray:
+        """tick(lo, hi) over candidates 0..n-1 in ranges shared out to the calling thread and the pool's:
+        each takes the next range when done with one, so a thread that gets less CPU (a busy machine)
+        takes fewer. Returns the ranges' results, concatenated in order."""
+        parts = min(n, 2 * self.threads if pool else 1)  # two ranges a thread: balance vs batch size
+        cuts = np.linspace(0, n, parts + 1).astype(int)
+        ranges, out, lock = list(zip(cuts[:-1], cuts[1:])), [None] * parts, threading.Lock()
+        todo = iter(range(parts))
+
+        def work() -> None:
+            while True:
+                with lock:
+                    i = next(todo, None)
+                if i is None:
+                    return
+                out[i] = tick(*ranges[i])
+        futures = [pool.submit(work) for _ in range(self.threads - 1)] if pool else []
+        try:
+            work()
+        finally:
+            for f in futures:  # every range finishes before anything moves on
+                f.result()
+        return np.concatenate(out)
+
     def _lockstep(self, actors: Sequence[Actor]):
         """Every actor from every start in `warmups`, all in lock-step. Returns (fail, xy, starts):
         fail (K,) the policy step at which an actor's first rollout failed (fell, or an action out of
@@ -135,14 +160,9 @@ class StandScorer:
             for t in range(self.steps):
                 self.last_world_steps += len(worlds)
                 worlds.tick_clocks()
-                cuts = np.linspace(0, len(alive), min(self.threads, len(alive)) + 1).astype(int)
-                futures = [pool.submit(tick, lo, hi) for lo, hi in zip(cuts[1:-1], cuts[2:])] if pool else []
-                try:
-                    own = tick(cuts[0], cuts[1])
-                finally:
-                    rest = [f.result() for f in futures]  # every range finishes before anything moves on
+                bad = self._tick_all(tick, len(alive), pool)
                 fell = self.crit.fell_many(worlds.base_position[:, 2], worlds.base_quat)
-                stop(np.concatenate([own, *rest]) | fell, t)  # out of bound or fallen at step t: both score t / steps
+                stop(bad | fell, t)  # out of bound or fallen at step t: both score t / steps
                 if len(alive) == 0:
                     break
             if len(alive):

@@ -28,6 +28,8 @@ class TickRecord:
     kp: float
     kd: float
     compute_s: float
+    command: tuple = (0.0, 0.0, 0.0)  # the velocity command (vx, vy, yaw rate) as set, before heading hold
+    quat: np.ndarray | None = None    # (4,) IMU orientation w, x, y, z of the state this tick used
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class Telemetry:
         self._tl_act = np.zeros((n, w.num_actions), np.float32)
         self._tl_target = np.zeros((n, 12))
         self._tl_meta = np.zeros((n, 6))  # tick, time, mode, kp, kd, compute_s
+        self._tl_cmd = np.zeros((n, 3))   # velocity command
+        self._tl_quat = np.zeros((n, 4))  # IMU quaternion
         self._tl_gen = [""] * n
         self._tl_head = 0
 
@@ -68,6 +72,9 @@ class Telemetry:
         self._tl_target[i] = self.cmd.q
         m = self._tl_meta[i]
         m[0], m[1], m[2], m[3], m[4] = tick, now, int(mode), self.cmd.kp[0], self.cmd.kd[0]
+        c = self._tl_cmd[i]
+        c[0], c[1], c[2] = self._velocity
+        self._tl_quat[i] = self.st.quat
         a = self._active
         self._tl_gen[i] = a.generation_id if (a is not None and mode == Mode.RUN) else ""
         self._tl_head += 1
@@ -97,7 +104,8 @@ class Telemetry:
                     m = self._tl_meta[i]
                     rec = TickRecord(int(m[0]), float(m[1]), Mode(int(m[2])).name, self._tl_gen[i],
                                      self._tl_obs[i].copy(), self._tl_act[i].copy(), self._tl_target[i].copy(),
-                                     float(m[3]), float(m[4]), float(m[5]))
+                                     float(m[3]), float(m[4]), float(m[5]),
+                                     tuple(map(float, self._tl_cmd[i])), self._tl_quat[i].copy())
                     for fn in self._tick_listeners:
                         self._call(fn, rec)
             seen = head

@@ -14,6 +14,7 @@ from typing import Callable
 from ..actor_io import ActorBlob
 from ..errors import MaaError, check
 from ..trajectory import Trajectory
+from .retrieval import MODES
 from .screening import Scorer, Screening, screen
 
 
@@ -55,9 +56,15 @@ class Engine:
 
     def __init__(self, generator, num_candidates: int = 8, seed: int = 0, do_screen: bool = True,
                  max_abs_action: float = 20.0, scorer: Scorer | None = None, name: str = "maa",
-                 blob_extra: dict | None = None, signer=None):
-        """signer: a `maa_core.signing.Signer`; every blob is then signed (on the worker thread)."""
+                 blob_extra: dict | None = None, signer=None, mode: str = "generate", retrieval=None,
+                 retrieval_threshold: float = -1.0):
+        """signer: a `maa_core.signing.Signer`; every blob is then signed (on the worker thread).
+        mode: "generate" | "retrieve" | "auto" (serving/retrieval.py), with `retrieval` the folder's
+        RetrievalIndex; retrieval_threshold < 0: the index's."""
         check(num_candidates >= 1, f"num_candidates must be >= 1, got {num_candidates}")
+        check(mode in MODES, f"mode {mode!r}: expected one of {', '.join(MODES)}")
+        check(mode == "generate" or retrieval is not None, f"mode {mode}: the generator folder has no retrieval index")
+        self.mode, self.retrieval, self.retrieval_threshold = mode, retrieval, float(retrieval_threshold)
         self.blob_extra = dict(blob_extra or {})  # into every blob's header (e.g. the policy contract)
         self.gen, self.K, self.seed = generator, int(num_candidates), int(seed)
         self.do_screen, self.max_abs_action, self.scorer = do_screen, float(max_abs_action), scorer
@@ -72,15 +79,15 @@ class Engine:
         attempt = self._attempts.get(prompt_id, 0)
         self._attempts[prompt_id] = attempt + 1
         seed = self.seed + attempt
-        params = self.gen.generate([traj], num_policies=self.K, seed=seed).params[0]  # (K, P)
+        params, source = self.candidates(traj, seed)
         sc, k = None, 0
         if self.do_screen:
             sc = screen(self.gen.spec, params, traj, self.max_abs_action, self.scorer)
             k = sc.best
             if k < 0:
-                raise MaaError(f"prompt {prompt_id}: all {self.K} candidates failed screening ({sc.reasons[0]})")
+                raise MaaError(f"prompt {prompt_id}: all {len(params)} candidates failed screening ({sc.reasons[0]})")
         gid = f"{self.name}-{uuid.uuid4().hex[:12]}"
-        extra = {**self.blob_extra, "candidate": k, "num_candidates": self.K, "seed": seed}
+        extra = {**self.blob_extra, **source, "candidate": k, "num_candidates": len(params), "seed": seed}
         if sc is not None:
             extra.update(score=float(sc.score[k]), valid=int(sc.valid.sum()))
         blob = ActorBlob(self.gen.spec, params[k], generation_id=gid, prompt_id=prompt_id, extra=extra)
@@ -88,6 +95,19 @@ class Engine:
         signature = self.signer.sign(data).to_text() if self.signer is not None else ""
         return Generated(prompt_id, blob, data, sc, time.monotonic() - t0,
                          received_at if received_at is not None else t0, signature)
+
+    def candidates(self, traj: Trajectory, seed: int) -> tuple:
+        """-> (candidates (K, P), where they came from for the blob header): K generator samples, or
+        the nearest training checkpoint alone when the mode retrieves for this prompt."""
+        if self.mode == "generate":
+            source = {"source": "generated"}
+        else:
+            m = self.retrieval.match(self.gen, [traj])[0]
+            near = {"nearest_key": m.key, "nearest_distance": round(m.distance, 6)}
+            if self.retrieval.retrieves(self.mode, m, self.retrieval_threshold):
+                return self.retrieval.params[m.checkpoint][None], {"source": "retrieved", **near}
+            source = {"source": "generated", **near}  # auto, beyond the threshold: the nearest is reported
+        return self.gen.generate([traj], num_policies=self.K, seed=seed).params[0], source
 
 
 @dataclass

@@ -2,7 +2,7 @@
 `go2-walk` MuJoCo rollouts) on held-out Go2 prompts, with where the time goes.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_prompt_to_actor.py [--prompts 10] [--candidates 16]
-        [--steps 1000] [--scorer go2-walk] [--sequential] [--sim-threads 0] [--profile]
+        [--steps 1000] [--scorer go2-walk] [--sequential] [--sim-threads 0] [--profile] [--compare]
 
 Prompts: the clean expert walks of the held-out gait seeds 1000.. (as benchmarks/bench_adaptation.py),
 made before timing. Timed per prompt: `Engine.generate` end to end (diffusion sampling + decoding of K
@@ -59,10 +59,11 @@ def compare(a, gen, eng, prompts) -> int:
     from maa_core.serving.screening import screen
     scorer = eng.scorer
     threads, rows = scorer.threads, []
+    more = a.sim_threads if a.sim_threads > 1 else 2
     for pid, traj in prompts:
         params = gen.generate([traj], num_policies=a.candidates, seed=eng.seed).params[0]
         row = {}
-        for mode, n in (("sequential", 0), ("lock-step 1 thread", 1), (f"lock-step {threads} threads", threads)):
+        for mode, n in (("sequential", 0), ("lock-step 1 thread", 1), (f"lock-step {more} threads", more)):
             scorer.threads = max(n, 1)
             if n == 0:
                 scorer.score_all = None
@@ -96,7 +97,8 @@ def main() -> int:
     ap.add_argument("--scorer", default="go2-walk")
     ap.add_argument("--generator", default="models/go2-walk")
     ap.add_argument("--sequential", action="store_true", help="screen candidates one by one (Scorer.__call__)")
-    ap.add_argument("--sim-threads", type=int, default=0, help="lock-step simulator threads (0 = the scorer's default)")
+    ap.add_argument("--sim-threads", type=int, default=0,
+                    help="lock-step threads (0 = the scorer's default, 1; --compare: the second count tried, default 2)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--compare", action="store_true",
                     help="per prompt, screen the same candidates sequentially, lock-step on 1 thread and on "

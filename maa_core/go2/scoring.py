@@ -14,7 +14,6 @@ that fails stops there). Same scores as `__call__` up to float32 summation order
 """
 from __future__ import annotations
 
-import os
 import threading
 from typing import Sequence
 
@@ -26,19 +25,16 @@ from ..specs import Actor, PolicySpec
 from .verdict import WalkCriteria, forward_lateral, heading
 
 
-def default_threads() -> int:
-    """Simulator threads for lock-step screening: one per core this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 class StandScorer:
     name = "go2"
     zero_is_invalid = True
     warmups = (0,)  # policy steps of standing before the actor takes over, one rollout each
 
     def __init__(self, steps: int, spec: PolicySpec, wtw_run_dir: str, crit: WalkCriteria = WalkCriteria(),
-                 threads: int = 0):
-        """threads: simulator threads of `score_all` (0 = `default_threads()`)."""
+                 threads: int = 1):
+        """threads: threads of `score_all`, each taking ranges of candidates (policy and simulator). One by
+        default: on the shared 2-core VM a second one measured no faster (BENCHMARKS.md), and with one the
+        batches, hence the float32 results, do not depend on the machine's core count."""
         from .sim.env import WtwSimEnv
         from .wtw import PolicyRunner, load_wtw_run
 
@@ -50,7 +46,7 @@ class StandScorer:
         self.runner = PolicyRunner(self.env.builder, run.adaptation)
         self.steps, self.crit = steps, crit
         self.bound = self.env.cfg.safety.max_abs_action
-        self.threads = threads or default_threads()
+        self.threads = max(1, int(threads))
         self._starts: dict[int, object] = {}  # warmup steps -> WorldStart (the same for every candidate)
         self._pool, self._pool_threads = None, 0
         self.last_world_steps = 0  # policy steps the last `score_all` simulated, all worlds together

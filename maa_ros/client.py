@@ -68,6 +68,13 @@ class GraphClient:
     def wait_for_subscribers(self, n: int = 1, timeout: float = 20.0) -> bool:
         return _wait(lambda: self.prompt_pub.get_subscription_count() >= n, timeout)
 
+    def wait_for_node_subscription(self, node_name: str, timeout: float = 20.0) -> bool:
+        """True once `node_name` subscribes to the prompt topic: a reliable, volatile prompt published
+        before its reader is discovered is lost, and other readers (recorders, this client) may be there."""
+        topic = self.prompt_pub.topic_name
+        return _wait(lambda: any(i.node_name == node_name for i in self.node.get_subscriptions_info_by_topic(topic)),
+                     timeout)
+
     def publish_prompt(self, traj_or_msg) -> float:
         msg = traj_or_msg if isinstance(traj_or_msg, Float32MultiArray) else prompt_to_msg(traj_or_msg)
         t = time.monotonic()

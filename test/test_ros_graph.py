@@ -215,6 +215,9 @@ def test_prompt_on_topic_yields_actor_with_spec_and_checksum(graph):
     c = graph["client"]
     known = known_ids(c)
     t = make_traj(graph["dims"], graph["T"] + 3, seed=99)
+    # the first test of the graph: the generator may still be starting (its reader not yet discovered)
+    assert c.wait_for_node_subscription("maa_generator", timeout=60)
+    time.sleep(0.5)  # discovery of the reader precedes the reliable writer's match by a few ms
     c.publish_prompt(t)
     gen = wait_generation(c, prompts.prompt_id(t), known)
     blob, _ = actor_in_force(c, gen)

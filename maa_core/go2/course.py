@@ -126,7 +126,7 @@ def run_course(env, course=COURSE, expert=None, policy=None, adaptation=None,
 
     check(policy is not None or expert is not None, "run_course: give a policy or an expert")
     check(policy is None or adaptation is not None, "run_course: a policy needs the adaptation module")
-    if expert is not None and not getattr(expert, "commanded", True):
+    if expert is not None and not getattr(expert, "commanded", False):
         raise MaaError("run_course: the expert must be commanded (GaitExpert(..., commanded=True))")
     crit = WalkCriteria(min_height=cfg.min_height, max_tilt=cfg.max_tilt)
     dt = env.wtw.dt

@@ -12,7 +12,8 @@ setup:
 demo: setup
 	$(PY) -m maa_core demo
 
-# pytest-xdist workers (test/conftest.py says which tests share one); 0 runs the suite in one process
+# pytest-xdist workers; files that must share one carry `pytestmark = pytest.mark.xdist_group(...)`;
+# TEST_WORKERS=0 runs the suite in one process
 TEST_WORKERS ?= 2
 test: setup
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup test

@@ -24,25 +24,3 @@ torch.set_num_threads(1)
 def shared_dir() -> Path:
     assert SHARED.is_dir(), f"{SHARED} (../shared beside the repo) is required by the tests"
     return SHARED
-
-
-# `make test` runs two pytest workers (pytest-xdist, --dist loadgroup). The learning tests use one
-# thread each, so a second worker roughly halves them on 2 cores. Everything that starts real-time
-# loops, DDS participants or ROS graphs stays on one worker, in file order as a serial run has it:
-# their domains are chosen per process, and their ticks must not compete with a second graph.
-# Other files stay whole on one worker (their module fixtures are built once), except those whose
-# tests share nothing costly: those spread test by test.
-REALTIME_MODULES = {
-    "test_go2_controller", "test_go2_dds", "test_ros_go2", "test_ros_graph", "test_ros_launch",
-    "test_ros_units", "test_validator_robustness", "test_contract", "test_signing", "test_go2_recording",
-}
-SPREAD_MODULES = {"test_learning", "test_train_pairing", "test_collect", "test_adaptation"}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        name = item.module.__name__.rsplit(".", 1)[-1]
-        if name in REALTIME_MODULES:
-            item.add_marker(pytest.mark.xdist_group("realtime"))
-        elif name not in SPREAD_MODULES:
-            item.add_marker(pytest.mark.xdist_group(name))

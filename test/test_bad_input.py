@@ -375,3 +375,7 @@ def test_policy_spec_refuses_non_positive_and_absurd_dims():
         PolicySpec("big", 1 << 19, 4, (Layer(1 << 19, 1 << 19),), (("mean", Layer(1 << 19, 4)),))
     with pytest.raises(MaaError, match="expected an integer"):
         PolicySpec.from_dict({**SPEC.to_dict(), "obs_dim": "39"})
+
+
+# one pytest-xdist worker runs this file: its module fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_bad_input")

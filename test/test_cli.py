@@ -103,3 +103,7 @@ def test_bad_input_exit_2(trained, toy_dataset, tmp_path):
         [Trajectory(rng.standard_normal((40, 41)), rng.standard_normal((40, 8)))], 1.0, {"seed": 0})])
     bad(["generate", trained, "--dataset", other, "--out", tmp_path / "o"], "states have 41 dims, expected 39", tmp_path)
     assert not (tmp_path / "o").exists()  # nothing written on bad input
+
+
+# one pytest-xdist worker runs this file: its module fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_cli")

@@ -143,3 +143,7 @@ def test_maa_info_prints_the_contract(ours, tmp_path):
     r = subprocess.run([sys.executable, "-m", "maa_core", "info", str(blob().save(tmp_path / "b.safetensors"))],
                        capture_output=True, text=True, timeout=120, cwd=REPO)
     assert "policy contract: none" in r.stdout
+
+
+# real-time loops, DDS and ROS graphs: one pytest-xdist worker runs all such files, in order (see Makefile)
+pytestmark = pytest.mark.xdist_group("realtime")

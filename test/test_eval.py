@@ -200,3 +200,7 @@ def test_cli_writes_json_markdown_and_figures(gens, tmp_path):
     assert "| reach | seen |" in (out / "report.md").read_text()
     for f in ("tasks_top5.png", "tasks_mean.png", "success_hist.png"):
         assert (out / f).stat().st_size > 1000
+
+
+# one pytest-xdist worker runs this file: its module fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_eval")

@@ -287,3 +287,7 @@ def test_any_decoder_error_is_a_counted_refusal(running, monkeypatch, exc):
     assert "\n" not in r.reason and ctl.counters["decode_errors"] == 1 and ctl.active_generation == "good"
     monkeypatch.undo()
     assert ctl.submit_actor(const_blob(0.2, "next").to_bytes()).wait(10).accepted
+
+
+# real-time loops, DDS and ROS graphs: one pytest-xdist worker runs all such files, in order (see Makefile)
+pytestmark = pytest.mark.xdist_group("realtime")

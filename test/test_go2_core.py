@@ -507,3 +507,7 @@ def test_state_poll_takes_the_newest_valid_sample_and_falls_back_to_the_deserial
     now[0] = 100.05
     assert robot.read_state(st) and st.tick == 3 and st.q[0] == pytest.approx(0.3) and robot.states_deserialized == 1
     assert robot.states_received == 2
+
+
+# one pytest-xdist worker runs this file: its module fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_go2_core")

@@ -78,3 +78,7 @@ def test_mat_world_loads_and_expert_walks_on_it(shared_dir):
     assert not r.fell and r.steady_speed >= 0.3, r.summary()
     d = env.sim.data
     assert any(g in (d.contact[i].geom1, d.contact[i].geom2) for i in range(d.ncon))  # standing on the mat
+
+
+# one pytest-xdist worker runs this file: its module fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_go2_course")

@@ -371,3 +371,7 @@ def test_poisoned_actors_refused_old_keeps_running(bridge, shared_dir):
 
 def test_100_hot_swaps_land_on_tick_boundaries(bridge, shared_dir):
     run_scenario(sc_100_hot_swaps_land_on_tick_boundaries, bridge, shared_dir)
+
+
+# real-time loops, DDS and ROS graphs: one pytest-xdist worker runs all such files, in order (see Makefile)
+pytestmark = pytest.mark.xdist_group("realtime")

@@ -167,3 +167,7 @@ def test_the_controllers_ticks_and_transitions_are_recorded_off_the_loop(tmp_pat
     assert [(e["values"]["from"], e["values"]["to"]) for e in r.transitions][:2] == [("DAMP", "STAND_UP"), ("STAND_UP", "RUN")]
     ((_, steps),) = prompts.read_prompts_from_bag(tmp_path / "ctl.mcap", window=int(run.sum()))
     np.testing.assert_array_equal(steps.actions, np.stack([s.action for s in seen if s.mode == "RUN"]))
+
+
+# real-time loops, DDS and ROS graphs: one pytest-xdist worker runs all such files, in order (see Makefile)
+pytestmark = pytest.mark.xdist_group("realtime")

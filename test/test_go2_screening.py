@@ -66,3 +66,7 @@ def test_lockstep_screening_decides_as_sequential_and_stops_the_fallen(candidate
     sc = screen(spec, params, prompt, 20.0, scorer)
     assert list(sc.valid) == [True, True, True, True, False] and sc.best == int(np.argmax(seq))
     np.testing.assert_allclose(sc.score[:4], lock[:4])
+
+
+# one pytest-xdist worker runs this file: its module fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_go2_screening")

@@ -232,3 +232,7 @@ def test_shipped_generator_is_what_the_demo_config_trains(tmp_path):
     assert trained_generator(replace(cfg, run_dir=str(tmp_path), pretrained="")) is None
     gen.save_pretrained(tmp_path / "generator")
     assert trained_generator(replace(cfg, run_dir=str(tmp_path), pretrained=str(shipped))) == tmp_path / "generator"
+
+
+# one pytest-xdist worker runs this file: its module fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_locomotion")

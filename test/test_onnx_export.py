@@ -119,3 +119,7 @@ def test_export_onnx_function_refuses_to_overwrite(generated, tmp_path):
     x = np.zeros((1, generated["blobs"][1].spec.obs_dim), np.float32)
     assert np.abs(run_onnx(p, x) - _torch_actions(generated["blobs"][1], x)).max() <= TOL
     assert sorted(q.name for q in tmp_path.iterdir()) == ["a.onnx"]
+
+
+# one pytest-xdist worker runs this file: its module fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_onnx_export")

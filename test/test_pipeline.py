@@ -109,3 +109,7 @@ def test_bad_generator_folders(gen, tmp_path):
     (d / "generator.json").write_text(json.dumps(meta))
     with pytest.raises(MaaError, match="missing key 'spec'"):
         PolicyGenerator.from_pretrained(d)
+
+
+# one pytest-xdist worker runs this file: its module fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_pipeline")

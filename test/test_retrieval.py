@@ -140,3 +140,7 @@ def test_launch_argument_mode_reaches_the_generator_node():
     assert "mode" not in gen({}).parameters  # empty: the parameter file's (config/go2.yaml: generate)
     with pytest.raises(MaaError, match="expected one of"):
         launch_spec.build("go2_generate", {"mode": "nearest"})
+
+
+# one pytest-xdist worker runs this file: its module fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_retrieval")

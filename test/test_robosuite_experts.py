@@ -61,3 +61,7 @@ def test_sorted_choice_ignores_list_order():
     a = _SortedChoice(np.random.default_rng(3)).choice(["SquareNut", "RoundNut"])
     b = _SortedChoice(np.random.default_rng(3)).choice(["RoundNut", "SquareNut"])
     assert a == b
+
+
+# one pytest-xdist worker runs this file: its module fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_robosuite_experts")

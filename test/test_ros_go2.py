@@ -260,3 +260,7 @@ def test_gamepad_client_drives_the_simulated_go2(go2_graph):
     up = controller_status(c, lambda s: s.message == "remote: DAMP -> STAND_UP: stand (gamepad L2+A)", 10, since)
     down = controller_status(c, lambda s: s.message == "remote: STAND_UP -> DAMP: damp (gamepad L2+B)", 10, since)
     assert up is not None and down is not None, ([s.message for s in c.diagnostics[since:]], g["log"].read_text()[-2000:])
+
+
+# real-time loops, DDS and ROS graphs: one pytest-xdist worker runs all such files, in order (see Makefile)
+pytestmark = pytest.mark.xdist_group("realtime")

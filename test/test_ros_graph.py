@@ -399,3 +399,7 @@ def test_prompt_recorder_joint_state_input(graph, ros_env, tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(20) == 0
+
+
+# real-time loops, DDS and ROS graphs: one pytest-xdist worker runs all such files, in order (see Makefile)
+pytestmark = pytest.mark.xdist_group("realtime")

@@ -228,3 +228,7 @@ def test_ctrl_c_stops_every_node_cleanly(launched):
     assert "error" not in text[before:].lower(), text[before:]  # nothing reported while stopping
     print(f"launch test: {time.monotonic() - g['t0']:.1f} s from `ros2 launch` to exit, "
           f"{stop_s:.1f} s from Ctrl-C")
+
+
+# real-time loops, DDS and ROS graphs: one pytest-xdist worker runs all such files, in order (see Makefile)
+pytestmark = pytest.mark.xdist_group("realtime")

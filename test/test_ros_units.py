@@ -320,3 +320,7 @@ def test_launcher_bad_arguments_exit_2_with_one_line(argv, words):
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("maa-ros: error:") and words in lines[0]
+
+
+# real-time loops, DDS and ROS graphs: one pytest-xdist worker runs all such files, in order (see Makefile)
+pytestmark = pytest.mark.xdist_group("realtime")

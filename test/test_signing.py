@@ -164,3 +164,7 @@ def test_launch_arguments_reach_the_nodes(keys):
         "maa_go2_controller"].parameters  # auto: the parameter file's
     with pytest.raises(MaaError, match="expected one of auto, true, false"):
         launch_spec.build("go2_generate", {"require_signature": "yes"})
+
+
+# real-time loops, DDS and ROS graphs: one pytest-xdist worker runs all such files, in order (see Makefile)
+pytestmark = pytest.mark.xdist_group("realtime")

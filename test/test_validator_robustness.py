@@ -255,3 +255,7 @@ def test_non_finite_parameters_in_blob_bytes_are_refused_wherever_they_sit(bad):
     with torch.no_grad():
         next(cand.module.parameters()).add_(1.0)  # writable: its own memory
     assert np.array_equal(ActorBlob.parse_unverified(bytes(data))[0].params, params)
+
+
+# real-time loops, DDS and ROS graphs: one pytest-xdist worker runs all such files, in order (see Makefile)
+pytestmark = pytest.mark.xdist_group("realtime")

@@ -57,7 +57,7 @@ def _flipped():
     ("checksum", _flipped(), "checksum mismatch"),
     ("garbage", b"\x00" * 64, "not a valid safetensors|format"),
     ("wrong spec", blob("robosuite-sac").to_bytes(), "policy spec mismatch"),
-])
+], ids=["truncated", "nan", "checksum", "garbage", "wrong-spec"])  # the blobs are random: ids must not be
 def test_bad_actor_messages_raise_one_line(case, data, words):
     from maa_ros.messages import actor_from_msg, actor_to_msg
     with pytest.raises(MaaError, match=words) as e:

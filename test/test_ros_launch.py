@@ -220,8 +220,12 @@ def test_ctrl_c_stops_every_node_cleanly(launched):
     stop_s = time.monotonic() - t
     text = g["log"].read_text()
     assert rc == 0, text[-4000:]
-    # the second SIGINT: launch forwards the interrupt to every node it still sees running
-    assert "user interrupted with ctrl-c (SIGINT)" in text and "sending signal 'SIGINT' to process[" in text
+    # The group's SIGINT reaches launch and every node at once. Either launch handles its own first and
+    # forwards a second SIGINT to every node it still sees running (the double delivery that used to
+    # crash the controller), or a required node's clean exit is the event it sees first and it shuts
+    # the rest down; which comes first depends on the machine's load, and both must end cleanly.
+    interrupted = "user interrupted with ctrl-c (SIGINT)" in text and "sending signal 'SIGINT' to process[" in text
+    assert interrupted or "was required: shutting down launched system" in text, text[-4000:]
     for n in NODES:
         assert re.search(rf"\[{n}-\d+\]: process has finished cleanly", text), (n, text[-4000:])
     assert "process has died" not in text and "Traceback" not in text, text[-4000:]

@@ -202,5 +202,116 @@ def test_cli_writes_json_markdown_and_figures(gens, tmp_path):
         assert (out / f).stat().st_size > 1000
 
 
+# -- parameter-space baselines (noised retrieval, average of checkpoints) and the side-by-side report --
+@pytest.fixture(scope="module")
+def ckpt_world(tmp_path_factory):
+    """8 randomly initialised metaworld-sac actors (tasks A/B of the toy suite), one toy rollout each, an
+    untrained tiny generator and 4 prompts: noisy rollouts of 4 of the checkpoints."""
+    from toy_policies import GOALS, rollout
+
+    from maa_core.dataset import DatasetWriter, PolicyDataset, PolicyRecord
+
+    root = tmp_path_factory.mktemp("ckpts")
+    params = np.stack([random_actor(100 + i) for i in range(8)])
+    tasks = ["A" if i < 4 else "B" for i in range(8)]
+    recs = [PolicyRecord(params[i], tasks[i], [rollout(MW.unflatten(torch.as_tensor(params[i])), GOALS[tasks[i]], seed=i)],
+                         0.0, {"run": "toy", "seed": i, "step": 0}) for i in range(8)]
+    DatasetWriter(root / "ckpt", "metaworld-sac").append(recs)
+    torch.manual_seed(0)
+    gen = PolicyGenerator.untrained("metaworld-sac", preset="tiny", device="cpu")
+    prompts = [PromptItem(f"p{i}", tasks[i], rollout(MW.unflatten(torch.as_tensor(params[i])), GOALS[tasks[i]],
+                                                     action_noise=0.2, seed=50 + i), source_params=params[i])
+               for i in (0, 2, 5, 7)]
+    return {"gen": gen, "ds": PolicyDataset(root / "ckpt"), "params": params, "prompts": prompts}
+
+
+def test_noised_retrieval_and_average_in_parameter_space(ckpt_world):
+    from maa_core.evaluation.baselines import (NoiseConfig, average_of_nearest, build_retrieval_index, layer_rms,
+                                               layer_slices, noised_retrieval, retrieve)
+
+    gen, prompts, params = ckpt_world["gen"], ckpt_world["prompts"], ckpt_world["params"]
+    index = build_retrieval_index(gen, ckpt_world["ds"])
+    base, _ = retrieve(gen, index, prompts)
+    zero, info = noised_retrieval(gen, index, prompts, 3, NoiseConfig(scale=0.0))
+    assert zero.shape == (4, 3, MW.num_params) and np.array_equal(zero, np.repeat(base[:, None], 3, 1))
+    assert all(q["std"] == 0.0 for q in info["per_prompt"])
+    # a fixed relative scale: every layer's realised distance to the checkpoint is 5 % of its RMS (within 10 %)
+    noisy, info = noised_retrieval(gen, index, prompts, 3, NoiseConfig(scale=0.05), seed=1)
+    rel = layer_rms(noisy - base[:, None], MW) / layer_rms(base, MW)[:, None]
+    assert rel.shape == (4, 3, len(layer_slices(MW))) and np.allclose(rel, 0.05, rtol=0.1), rel
+    assert [q["relative"] for q in info["per_prompt"]] == pytest.approx([0.05] * 4)
+    again, _ = noised_retrieval(gen, index, prompts, 3, NoiseConfig(scale=0.05), seed=1)
+    assert np.array_equal(again, noisy)  # seeded
+    # the default: the generator's own spread. "Generated" policies 0.03 (per value) off a training checkpoint
+    # in layer trunk.0 and 0.01 elsewhere -> noised checkpoints as far from their base, layer by layer
+    rng = np.random.default_rng(0)
+    sl0 = layer_slices(MW)[0][1]
+    offset = rng.normal(0, 0.01, (4, 2, MW.num_params))
+    offset[..., sl0] *= 3
+    generated = (params[[1, 3, 4, 6]][:, None] + offset).astype(np.float32)
+    matched, info = noised_retrieval(gen, index, prompts, 2, NoiseConfig(), generated=generated, seed=2)
+    want = layer_rms(generated - params[[1, 3, 4, 6]][:, None], MW)
+    got = layer_rms(matched - base[:, None], MW)
+    assert np.allclose(got, want, rtol=0.1), (got, want)
+    assert info["scale"] is None and info["per_prompt"][0]["std_per_layer"]["trunk.0"] == pytest.approx(0.03, rel=0.1)
+    # average of the k nearest checkpoints: k = 1 is retrieval, bit for bit
+    one, rows = average_of_nearest(gen, index, prompts, 1)
+    assert rows.shape == (4, 1) and np.array_equal(one, base)
+    three, rows = average_of_nearest(gen, index, prompts, 3)
+    assert np.allclose(three, params[rows].mean(1), atol=1e-6) and not np.allclose(three, base)
+    assert average_of_nearest(gen, index, prompts, 50)[1].shape == (4, 8)  # at most every checkpoint
+    with pytest.raises(MaaError, match="noise scale must be a number >= 0"):
+        noised_retrieval(gen, index, prompts, 1, NoiseConfig(scale=-0.1))
+    with pytest.raises(MaaError, match="needs its policies"):
+        noised_retrieval(gen, index, prompts, 1, NoiseConfig())
+
+
+def test_study_scores_every_method_side_by_side(ckpt_world, tmp_path):
+    from toy_policies import ToySuite
+
+    from maa_core.evaluation.baselines import BCConfig
+    from maa_core.evaluation.report import markdown, method_rows
+
+    baselines = ("retrieval", "noised-retrieval", "average", "bc")
+    cfg = StudyConfig(num_policies=2, baselines=baselines, average_k=3, bc=BCConfig(steps=5),
+                      eval=EvalSettings(n_configs=1, max_episode_steps=40, workers=1, progress=False))
+    res = run_study(ckpt_world["gen"], ckpt_world["prompts"], cfg, ckpt_world["ds"], suite=ToySuite())
+    assert list(res["methods"]) == ["generated", *baselines]
+    m = res["methods"]
+    assert [len(m[b]["policies"]) for b in m] == [8, 4, 8, 4, 4]  # noised retrieval draws K per prompt
+    for name, meth in m.items():  # novelty of every method, against the checkpoints and the prompt's policy
+        assert all(r["cos_nearest_checkpoint"] is not None and r["cos_prompt_policy"] is not None
+                   for r in meth["policies"]), name
+    assert all(r["cos_nearest_checkpoint"] == pytest.approx(1.0, abs=1e-5) for r in m["retrieval"]["policies"])
+    # default noise: the generator's spread, recorded per prompt and per policy
+    noise = m["noised-retrieval"]["noise"]
+    assert noise["scale"] is None and len(noise["per_prompt"]) == 4 and all(q["std"] > 0 for q in noise["per_prompt"])
+    assert m["noised-retrieval"]["policies"][0]["noise_std"] == noise["per_prompt"][0]["std"]
+    assert m["average"]["k"] == 3
+    rows = method_rows(res)
+    assert [r["method"] for r in rows] == ["generated", *baselines]
+    assert {"top5", "top10", "qualified", "mean", "cos→nearest ckpt", "cos→prompt policy"} <= set(rows[0])
+    assert rows[1]["cos→nearest ckpt"] == "1.000" and rows[2]["policies/prompt"] == "2"
+    md = markdown(res)
+    for b in ("generated", *baselines):
+        assert f"\n| {b} | " in md.split("## Summary")[0], b
+
+
+@pytest.mark.parametrize("extra, expect", [
+    (["--baselines", "retrieval,oracle"], "unknown baseline 'oracle'"),
+    (["--baselines", "average", "--average-k", "0"], "--average-k must be >= 1, got 0"),
+    (["--baselines", "noised-retrieval", "--noise-scale", "-0.1"], "--noise-scale must be a number >= 0, got -0.1"),
+    (["--noise-scale", "0.05"], "--noise-scale is for --baselines noised-retrieval"),
+])
+def test_cli_bad_baseline_options_one_line_exit_2(gens, tmp_path, capsys, extra, expect):
+    from maa_core.cli import main
+
+    argv = ["eval", str(gens / "mw"), "--prompt", str(gens / "mw.npz"), "--task", "reach", *extra, "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("maa: error:") and expect in lines[0], lines
+    assert not (tmp_path / "o").exists()
+
+
 # one pytest-xdist worker runs this file: its module fixtures are built once
 pytestmark = pytest.mark.xdist_group("test_eval")

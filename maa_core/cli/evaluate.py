@@ -25,7 +25,11 @@ def add_parser(sub, name):
     p.add_argument("--eval-seed", type=int, default=0, help="seed of the evaluation configurations")
     p.add_argument("--workers", type=int, default=2, help="evaluation worker processes")
     p.add_argument("--action-noise", type=float, default=0.0, help="also evaluate prompts with N(0, s^2) action noise")
-    p.add_argument("--baselines", default="", help="comma-separated: retrieval, bc, bc-task")
+    p.add_argument("--baselines", default="", help="comma-separated: retrieval, noised-retrieval, average, bc, bc-task")
+    p.add_argument("--noise-scale", type=float, default=None,
+                   help="noised-retrieval: noise std as a fraction of the checkpoint's per-layer RMS (0.05 = 5%%); "
+                        "default: per prompt, the generator's own distance to its nearest training checkpoint")
+    p.add_argument("--average-k", type=int, default=None, help="average: nearest checkpoints averaged (default: 5)")
     p.add_argument("--bc-steps", type=int, default=None, help="gradient steps per behavior-cloned policy")
     p.add_argument("--compare", nargs="+", default=[], metavar="NAME=DIR", help="other generator folders to evaluate")
     p.add_argument("--no-novelty", action="store_true", help="skip the parameter-similarity check")
@@ -53,19 +57,37 @@ def _prompts(args):
     return items, None
 
 
+def _baseline_options(args, baselines) -> tuple[float | None, int]:
+    """Checked before anything is loaded: -> (noise scale or None, average k)."""
+    import math
+
+    from ..errors import check
+    from ..evaluation.study import BASELINES, StudyConfig
+
+    for b in baselines:
+        check(b in BASELINES, f"--baselines: unknown baseline {b!r} (choose from {', '.join(BASELINES)})")
+    check(args.noise_scale is None or "noised-retrieval" in baselines, "--noise-scale is for --baselines noised-retrieval")
+    check(args.average_k is None or "average" in baselines, "--average-k is for --baselines average")
+    check(args.noise_scale is None or (math.isfinite(args.noise_scale) and args.noise_scale >= 0),
+          f"--noise-scale must be a number >= 0, got {args.noise_scale}")
+    check(args.average_k is None or args.average_k >= 1, f"--average-k must be >= 1, got {args.average_k}")
+    return args.noise_scale, StudyConfig().average_k if args.average_k is None else args.average_k
+
+
 def run(args):
     from dataclasses import replace
 
     from ..dataset import PolicyDataset
     from ..errors import check
-    from ..evaluation.baselines import BCConfig
-    from ..evaluation.report import summary_rows, write
+    from ..evaluation.baselines import BCConfig, NoiseConfig
+    from ..evaluation.report import method_rows, write
     from ..evaluation.runner import EvalSettings
     from ..evaluation.study import StudyConfig, run_study
     from ..pipeline import PolicyGenerator
     from .common import device, out_dir, refuse_overwrite, table
 
     baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
+    noise, average_k = _baseline_options(args, baselines)
     out_dir(args.out)
     # refused before the study runs: an evaluation can take hours, and its results are what it leaves
     refuse_overwrite([args.out / "results.json", args.out / "report.md"], args.force)
@@ -82,11 +104,12 @@ def run(args):
     bc = BCConfig() if args.bc_steps is None else replace(BCConfig(), steps=args.bc_steps)
     check(bc.steps >= 1, f"--bc-steps must be >= 1, got {bc.steps}")
     cfg = StudyConfig(num_policies=args.num_policies, seed=args.seed, action_noise=args.action_noise,
-                      baselines=baselines, novelty=not args.no_novelty, bc=bc,
+                      baselines=baselines, novelty=not args.no_novelty, bc=bc, noise=NoiseConfig(noise),
+                      average_k=average_k,
                       eval=EvalSettings(n_configs=args.configs, episodes_per_config=args.episodes, seed=args.eval_seed,
                                         workers=args.workers, max_episode_steps=args.max_steps,
                                         progress=not args.no_progress))
     results = run_study(gen, prompts, cfg, checkpoints, others)
     paths = write(results, args.out, title=f"maa eval {args.generator}")
-    table(summary_rows(results))
+    table(method_rows(results))
     print(f"results -> {paths['json']}, {paths['markdown']}, figures in {args.out}")

@@ -12,6 +12,8 @@ Both Panda (training) and Sawyer (evaluation) are 7-DoF single arms with 2-finge
 same layout, and the same 41 -> 8 actor, drives either robot.
 
 A configuration is an integer: the seed of the object placement sampler at reset.
+The sim is built with a contact exclude between each robot's first moving link and its base
+(_base_link_pairs): without it the Sawyer's joint 0 does not move.
 """
 from __future__ import annotations
 
@@ -44,6 +46,39 @@ def _controller_config(robot: str) -> dict:
     jp["gripper"] = arm.get("gripper", {"type": "GRIP"})
     cfg["body_parts"] = {"right": jp}
     return cfg
+
+
+def _base_link_pairs(rs_env) -> list[tuple[str, str]]:
+    """(first moving link, base) body pairs of the robots that MuJoCo's parent-child contact filter misses.
+
+    MuJoCo drops contacts between a body and its parent, but compares weld groups and never filters
+    against the world's: a fixed-base arm's base is welded to the world, so its first moving link may
+    collide with the base it turns on. The Sawyer's `robot0_right_l0` rests on
+    `robot0_right_arm_base_link` at every pose (distance ~0), and that contact's friction holds joint 0
+    still under the JOINT_POSITION controller (kp 50). Only robot bodies: the door panel against its
+    frame is real task physics."""
+    m = rs_env.sim.model._model
+    prefixes = tuple(r.robot_model.naming_prefix for r in rs_env.robots)
+    pairs = []
+    for b in range(1, m.nbody):
+        parent = m.body_parentid[b]
+        name = m.body(b).name
+        if m.body_jntnum[b] and parent and m.body_weldid[parent] == 0 and name.startswith(prefixes):
+            pairs.append((name, m.body(parent).name))
+    return pairs
+
+
+def _exclude_base_contacts(rs_env) -> list[tuple[str, str]]:
+    """Adds an MJCF <exclude> for each _base_link_pairs pair and rebuilds the sim from the edited model
+    (robosuite's own reload path, as for replaying demonstrations); returns the pairs."""
+    pairs = _base_link_pairs(rs_env)
+    if pairs:
+        import xml.etree.ElementTree as ET
+
+        for body1, body2 in pairs:
+            rs_env.model.contact.append(ET.Element("exclude", body1=body1, body2=body2))
+        rs_env.reset_from_xml_string(rs_env.model.get_xml())
+    return pairs
 
 
 class _SortedChoice:
@@ -86,6 +121,7 @@ class RobosuiteEnv:
                                        horizon=self.max_episode_steps, ignore_done=True, seed=int(seed))
         except (AssertionError, ValueError, KeyError, TypeError) as e:
             raise MaaError(f"Robosuite {self.env_name} with robot {robot}: cannot build ({e})") from None
+        self.base_excludes = _exclude_base_contacts(self._env)
         check(self._env.action_dim == ACT_DIM,
               f"Robosuite robot {robot}: action has {self._env.action_dim} dims, the {ACT_DIM}-dim layout needs a 7-DoF arm with a 1-dof gripper")
         self.train_config = int(seed)

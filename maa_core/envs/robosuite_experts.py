@@ -4,9 +4,10 @@ An expert reads privileged poses from the simulator (object bodies, sites, joint
 picks an end-effector target pose from the task's phase, and turns the pose error into the 7 joint
 deltas of the JOINT_POSITION controller through the gripper site's MuJoCo Jacobian (damped least
 squares, plus a null-space pull towards the rest posture); the 8th action is the gripper
-(-1 open, +1 close). The phase is a function of the current simulator state only (grasp contacts,
-object height, door angles), never of the expert's history, so the same expert can label states a
-student visits (DAgger), as MetaWorld's scripted policies do.
+(-1 open, +1 close). Door first moves in joint space to an IK posture of its pre-grasp pose
+(_Arm.solve, once per door placement). The phase is a function of the current simulator state only
+(grasp contacts, object height, door angles), never of the expert's history, so the same expert can
+label states a student visits (DAgger), as MetaWorld's scripted policies do.
 
     expert = make_expert(env)          # env: RobosuiteEnv; callable obs -> action (8,)
     expert = env.expert()              # the same, as for MetaWorldEnv
@@ -35,6 +36,10 @@ class ExpertGains:
     null_gain: float = 0.05         # null-space pull towards the rest posture (fraction of the gap)
     limit_margin: float = 0.05      # rad: a joint this close to its limit is not pushed further
     action_per_rad: float = 40.0    # action units per rad of joint change (±1 ~ 0.009 rad/step at 20 Hz)
+    ik_seeds: int = 16              # random seed postures of the pre-grasp IK (besides the current one)
+    ik_iters: int = 200             # DLS iterations per seed
+    ik_tol: float = 0.003           # m (and 10x in rad): IK converged
+    ik_max_step: float = 0.2        # rad: per-joint cap of one IK iteration (keeps the DLS steps small)
     # -- grasping ------------------------------------------------------------------------------
     hover: float = 0.05             # m behind a grasp pose (along the approach) before moving in
     align_xy: float = 0.012         # m: horizontal error under which the hand descends
@@ -46,8 +51,13 @@ class ExpertGains:
     lift_height: float = 0.12       # m above the table to carry the cube to (success: 0.04)
     # -- Door -----------------------------------------------------------------------------------
     door_grasp_along: float = 0.125 # m along the lever from the latch axis (lever: 0 .. 0.15)
-    door_unlatch: float = 0.9       # rad of handle rotation the expert turns to before pulling
-    door_turn_step: float = 0.2     # rad: handle-angle lead of each target
+    door_reorient: float = 0.3      # rad: hand orientation error above which it moves in joint space to the IK posture
+    door_unlatch: float = 1.45      # rad: lever turn held while pulling (at 1.2 the latch tip still catches the frame; limit 1.57)
+    door_turn_step: float = 0.2     # rad: lever-angle lead of each target
+    door_pull_from: float = 1.1     # rad of lever turn from which the hand also pulls (the latch tip clears the frame as it turns)
+    door_turn: float = -1.0         # latch-joint direction of the turn (lever end up): the other way stalls at ~1.1-1.2 rad, latched
+    door_slack: float = 0.1         # rad: the planned end posture keeps every joint this far inside its limits
+    door_ajar: float = 0.05         # rad of hinge: past it the door is open, keep pulling
     door_pull_step: float = 0.12    # rad: hinge-angle lead of each target
     door_open: float = 0.38         # rad: hinge angle to open to (success: 0.3, limit 0.4)
     # -- NutAssemblySingle ------------------------------------------------------------------------
@@ -68,6 +78,11 @@ def _rot(axis: np.ndarray, angle: float) -> np.ndarray:
 def _rot_err(R: np.ndarray, Rd: np.ndarray) -> np.ndarray:
     """World-frame rotation vector (small-angle) taking R towards Rd."""
     return 0.5 * sum(np.cross(R[:, i], Rd[:, i]) for i in range(3))
+
+
+def _angle(R: np.ndarray, Rd: np.ndarray) -> float:
+    """Rotation angle between R and Rd (rad); _rot_err's norm is sin-like and vanishes again at a half turn."""
+    return float(np.arccos(np.clip((np.trace(R.T @ Rd) - 1.0) / 2.0, -1.0, 1.0)))
 
 
 def _frame(x: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -128,6 +143,43 @@ class _Arm:
         gap = self.pad_gap()
         self.open_gap = max(self.open_gap, gap)
         return gap < self.g.empty_pad_gap * self.open_gap
+
+    def solve(self, p: np.ndarray, R: np.ndarray, seeds=None) -> np.ndarray | None:
+        """Joint angles putting the site at (p, R): damped least squares on a scratch copy of the state,
+        from `seeds` (default: the current angles and `ik_seeds` seeded random postures; limits clamped);
+        of the solutions that converge, the one nearest the current angles (fewest steps away), else None."""
+        g, m, mj = self.g, self.m, self.mj
+        scratch = mj.MjData(m)
+        scratch.qpos[:] = self.d.qpos
+        lo, hi = self.limits[:, 0] + g.limit_margin, self.limits[:, 1] - g.limit_margin
+        q_now = self.d.qpos[self.qidx].copy()
+        rng = np.random.default_rng(0)
+        if seeds is None:
+            seeds = [q_now] + [rng.uniform(lo, hi) for _ in range(g.ik_seeds)]
+        jp, jr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
+        best = None
+        for q in seeds:
+            q = np.clip(q, lo, hi)
+            for _ in range(g.ik_iters):
+                scratch.qpos[self.qidx] = q
+                mj.mj_kinematics(m, scratch)
+                mj.mj_comPos(m, scratch)
+                Rs = scratch.site_xmat[self.site].reshape(3, 3)
+                err = np.r_[p - scratch.site_xpos[self.site], _rot_err(Rs, R)]
+                if np.linalg.norm(err[:3]) < g.ik_tol and _angle(Rs, R) < 10 * g.ik_tol:
+                    if best is None or np.abs(q - q_now).max() < np.abs(best - q_now).max():
+                        best = q.copy()
+                    break
+                mj.mj_jacSite(m, scratch, jp, jr, self.site)
+                J = np.vstack([jp[:, self.dofs], jr[:, self.dofs]])
+                dq = J.T @ np.linalg.solve(J @ J.T + g.damping ** 2 * np.eye(6), err)
+                q = np.clip(q + np.clip(dq, -g.ik_max_step, g.ik_max_step), lo, hi)
+        return best
+
+    def joint_action(self, q_target: np.ndarray, grip: float) -> np.ndarray:
+        """Straight to q_target in joint space (each joint at its own capped rate)."""
+        dq = q_target - self.d.qpos[self.qidx]
+        return np.r_[np.clip(dq * self.g.action_per_rad, -1.0, 1.0), grip]
 
     # -- control ---------------------------------------------------------------------------------
     def action(self, p_target: np.ndarray, R_target: np.ndarray, grip: float) -> np.ndarray:
@@ -204,11 +256,13 @@ def _reach_and_grasp(arm: _Arm, grasp: np.ndarray, R_t: np.ndarray, g: ExpertGai
 
 
 class DoorExpert:
-    """Grasp the lever end-on, turn it down to unlatch, pull the door along the hinge arc."""
+    """Grasp the lever from the front (hand horizontal into the door, fingers across the lever's height),
+    turn its end up past the unlatch angle (a wrist roll), pull the door along the hinge arc while still
+    turning. The hand first goes in joint space to an IK posture of the pre-grasp pose (a Cartesian turn
+    from the top-down rest pose drives the Panda's joint 6 into its limit). No top-down grasp: it puts
+    the hand into the panel, 0.08 m behind the lever."""
 
     def __init__(self, rs_env, gains: ExpertGains):
-        import mujoco
-
         self.arm = _Arm(rs_env, gains)
         self.env, self.g = rs_env, gains
         m = self.arm.m
@@ -216,37 +270,68 @@ class DoorExpert:
         self.hinge = m.joint(rs_env.door.joints[0]).id
         self.latch = m.joint(rs_env.door.joints[1]).id
         self.latch_body = m.jnt_bodyid[self.latch]
+        self.frame_body = m.body_parentid[m.jnt_bodyid[self.hinge]]
         self.handle_geoms = [n for n in rs_env.door.contact_geoms if n.endswith("handle")]
         check(self.handle_geoms, "Robosuite Door expert: door has no 'handle' geom")
-        self.mj = mujoco
+        self._plans = {}  # door placement -> _plan() (so the expert stays a function of the state)
 
-    def _grasp_pose(self, d_hinge: float, d_latch: float):
-        """Grasp pose on the lever after rotating the hinge by d_hinge and the latch by d_latch."""
+    def _grasp_pose(self, d_latch: float, d_hinge: float, x_ref: np.ndarray | None = None):
+        """Grasp pose on the lever after turning the latch joint by d_latch and the hinge by d_hinge more."""
         d = self.arm.d
         Rl = d.xmat[self.latch_body].reshape(3, 3)
-        pl = d.xpos[self.latch_body]
-        # lever geom: along latch-frame x (0 .. 0.15 from the axis), 0.10 in front of the door (latch-frame -y)
-        p = pl + Rl @ np.array([self.g.door_grasp_along, -0.10, 0.0])
+        # lever box: latch-frame x 0 .. 0.15, 0.10 in front of the panel (latch-frame -y), 0.02 half height
+        p = d.xpos[self.latch_body] + Rl @ np.array([self.g.door_grasp_along, -0.10, 0.0])
         a_l, c_l = d.xaxis[self.latch], d.xanchor[self.latch]
         a_h, c_h = d.xaxis[self.hinge], d.xanchor[self.hinge]
         R_l, R_h = _rot(a_l, d_latch), _rot(a_h, d_hinge)
         p = c_h + R_h @ (c_l + R_l @ (p - c_l) - c_h)
         x = R_h @ R_l @ Rl[:, 2]        # fingers close across the lever's height
-        z = R_h @ R_l @ -Rl[:, 0]       # approach the lever's free end along the lever (hand stays off the panel)
-        return p, _frame(_closest_axis(self.arm.R[:, 0], [x]), z)
+        z = R_h @ R_l @ Rl[:, 1]        # approach from the front, towards the panel: the turn is a wrist roll
+        return p, _frame(_closest_axis(self.arm.R[:, 0] if x_ref is None else x_ref, [x]), z)
+
+    def _plan(self):
+        """(IK posture of the pre-grasp pose, finger axis): of the two finger directions (the grip is
+        symmetric under a half turn), the posture fewest steps away from which the turned, opened grasp
+        pose is reachable with every joint `door_slack` inside its limits (the turn is a wrist roll: with
+        one finger direction it runs the last joint into its limit); (None, None) if neither."""
+        g, arm, d = self.g, self.arm, self.arm.d
+        up = d.xmat[self.latch_body].reshape(3, 3)[:, 2]
+        q_now = d.qpos[arm.qidx].copy()
+        lo, hi = arm.limits[:, 0] + g.limit_margin + g.door_slack, arm.limits[:, 1] - g.limit_margin - g.door_slack
+        best = (None, None)
+        for x in (up, -up):
+            p, R = self._grasp_pose(0.0, 0.0, x)
+            q = arm.solve(p - g.hover * R[:, 2], R)
+            if q is None:
+                continue
+            p_end, R_end = self._grasp_pose(g.door_turn * (g.door_unlatch + g.door_turn_step / 2), g.door_open, x)
+            q_end = arm.solve(p_end, R_end, seeds=[q])
+            if q_end is None or np.any(q_end < lo) or np.any(q_end > hi):
+                continue
+            if best[0] is None or np.abs(q - q_now).max() < np.abs(best[0] - q_now).max():
+                best = (q, x)
+        return best
 
     def __call__(self, obs=None) -> np.ndarray:
-        env, g, arm, d = self.env, self.g, self.arm, self.arm.d
-        hinge = float(d.qpos[self.arm.m.jnt_qposadr[self.hinge]])
-        latch = float(d.qpos[self.arm.m.jnt_qposadr[self.latch]])
+        g, arm, m, d = self.g, self.arm, self.arm.m, self.arm.d
+        key = tuple(np.round(d.xpos[self.frame_body], 3))   # the door's placement (the frame never moves)
+        if key not in self._plans:
+            self._plans[key] = self._plan()
+        q_pre, x_ref = self._plans[key]
+        hinge = float(d.qpos[m.jnt_qposadr[self.hinge]])
+        turn = g.door_turn
+        progress = turn * float(d.qpos[m.jnt_qposadr[self.latch]])
         if arm.grasping(self.handle_geoms):
-            if latch < g.door_unlatch and hinge < 0.05:
-                p, R = self._grasp_pose(0.0, min(g.door_turn_step, g.door_unlatch - latch + 0.05))
-            else:
-                p, R = self._grasp_pose(min(g.door_pull_step, max(g.door_open - hinge, 0.0)),
-                                        max(g.door_unlatch - latch, 0.0))
-            return arm.action(p, R, 1.0)
-        p, R = self._grasp_pose(0.0, 0.0)
+            # turn to door_unlatch; from door_pull_from on (or once the door is ajar) pull along the arc too
+            d_latch = turn * float(np.clip(g.door_unlatch - progress, 0.0, g.door_turn_step))
+            pull = progress >= g.door_pull_from or hinge > g.door_ajar
+            d_hinge = min(g.door_pull_step, max(g.door_open - hinge, 0.0)) if pull else 0.0
+            return arm.action(*self._grasp_pose(d_latch, d_hinge), 1.0)
+        p, R = self._grasp_pose(0.0, 0.0, x_ref)
+        if q_pre is not None:
+            arm.q_rest = q_pre   # null-space posture near the lever
+            if _angle(arm.R, R) > g.door_reorient:
+                return arm.joint_action(q_pre, -1.0)
         return _reach_and_grasp(arm, p, R, g)
 
 

@@ -28,6 +28,42 @@ def task_table(method: dict) -> str:
     return "\n".join(lines)
 
 
+def _note(m: dict) -> str:
+    """What a baseline was made with, in a few words."""
+    if "noise" in m:
+        return f"noise {100 * m['noise']['mean_relative']:.1f} % of ckpt RMS" + (" (generator's spread)" if m["noise"]["scale"] is None else "")
+    if "neighbours_same_task" in m:
+        return f"k={m['k']}, {m['neighbours_same_task']:.2f} same task"
+    if "retrieved_same_task" in m:
+        return f"{m['retrieved_same_task']:.2f} same task"
+    return ""
+
+
+def method_rows(results: dict) -> list[dict]:
+    """One row per method over all tasks (each task's metrics as in metrics.py, averaged over tasks)."""
+    rows = []
+    for name, m in results["methods"].items():
+        g = m["all"]
+        per_prompt = len(m["policies"]) / max(results["settings"]["prompts"], 1)
+        row = {"method": name, "policies/prompt": f"{per_prompt:g}", "tasks": g["tasks"]}
+        for f in ("mean", "top5", "top10", "qualified"):
+            row[f] = f"{g[f]:.3f}"
+        nov = g.get("novelty", {})
+        for k, short in (("cos_prompt_policy", "cos→prompt policy"), ("cos_nearest_checkpoint", "cos→nearest ckpt")):
+            row[short] = f"{nov[k]['mean']:.3f}" if nov.get(k, {}).get("n") else "–"
+        row["made with"] = _note(m) or "–"
+        rows.append(row)
+    return rows
+
+
+def _table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    cols = list(rows[0])
+    return ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)] + \
+        ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+
+
 def summary_rows(results: dict) -> list[dict]:
     """One row per (method, group): mean ± std over tasks of mean / top-5 / top-10 / qualified."""
     rows = []
@@ -53,12 +89,12 @@ def markdown(results: dict, title: str = "Evaluation") -> str:
            f"{s['prompts']} prompts, {s['num_policies']} policies per prompt, spec `{s['spec']}`; each policy in "
            f"{ev['n_configs']} random initial configurations × {ev['episodes_per_config']} episode(s), "
            f"{ev['max_episode_steps']} steps; configuration seed {ev['seed']}, generation seed {s['seed']}.", "",
-           "## Summary (mean ± std over tasks)", ""]
-    rows = summary_rows(results)
-    if rows:
-        cols = list(rows[0])
-        out += ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-        out += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+           "## Methods side by side (all tasks, mean over tasks)", "",
+           "top5 / top10: mean success of a task's 5 / 10 best policies; qualified: share of policies that succeed "
+           "in every episode; cos: parameter cosine of each policy to the prompt's own policy and to its nearest "
+           "training checkpoint (paper Fig. 11).", ""]
+    out += _table(method_rows(results))
+    out += ["", "## Summary (mean ± std over tasks)", ""] + _table(summary_rows(results))
     ps = results.get("prompt_success", {})
     if ps:
         out += ["", "Prompts' own success (their recorded episode): " + ", ".join(f"{t} {v:.2f}" for t, v in ps.items())]
@@ -66,6 +102,13 @@ def markdown(results: dict, title: str = "Evaluation") -> str:
         out += ["", f"## {name}", "", task_table(m)]
         if "retrieved_same_task" in m:
             out += ["", f"Retrieved checkpoint is of the prompt's task for {m['retrieved_same_task']:.2f} of the prompts."]
+        if "neighbours_same_task" in m:
+            out += ["", f"Average of the {m['k']} nearest checkpoints; {m['neighbours_same_task']:.2f} of them are of "
+                        "the prompt's task."]
+        if "noise" in m:
+            rel = [q["relative"] for q in m["noise"]["per_prompt"]]
+            out += ["", f"Noise: {m['noise']['rule']}; per prompt {100 * min(rel):.2f}–{100 * max(rel):.2f} % "
+                        f"(mean {100 * m['noise']['mean_relative']:.2f} %) of the checkpoint's RMS."]
     if results.get("timing_s"):
         out += ["", "## Time (s)", ""] + [f"- {k}: {v:.1f}" for k, v in results["timing_s"].items()]
     return "\n".join(out) + "\n"

@@ -1,7 +1,8 @@
 """One evaluation study: prompts -> policies of each method -> scores, per-task summaries, novelty.
 
 Methods: the generator (K policies per prompt), the generator on prompts with action noise,
-other generators (e.g. another preset), nearest-checkpoint retrieval and behavior cloning.
+other generators (e.g. another preset), nearest-checkpoint retrieval, noised retrieval (K per
+prompt), the average of the nearest checkpoints and behavior cloning (baselines.py).
 Every method is scored by the same runner, in the same configurations.
 """
 from __future__ import annotations
@@ -12,13 +13,15 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from ..errors import check
-from .baselines import BCConfig, behavior_cloning, build_retrieval_index, retrieve
+from .baselines import (BCConfig, NoiseConfig, average_of_nearest, behavior_cloning, build_retrieval_index,
+                        noised_retrieval, retrieve)
 from .metrics import group_average, summarize_task
 from .novelty import novelty
 from .runner import EvalSettings, MetaWorldSuite, check_compatible, evaluate_params
 from .sources import PromptItem, add_action_noise
 
-BASELINES = ("retrieval", "bc", "bc-task")
+BASELINES = ("retrieval", "noised-retrieval", "average", "bc", "bc-task")
+NEEDS_CHECKPOINTS = ("retrieval", "noised-retrieval", "average")  # these search the training checkpoints
 GEN_BATCH = 32  # prompts per generation call (bounds memory for large presets)
 
 
@@ -31,6 +34,17 @@ class StudyConfig:
     novelty: bool = True
     eval: EvalSettings = field(default_factory=EvalSettings)
     bc: BCConfig = field(default_factory=BCConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)  # noised-retrieval
+    average_k: int = 5  # nearest checkpoints averaged by the `average` baseline
+
+    def validate(self) -> "StudyConfig":
+        check(self.num_policies >= 1, f"policies per prompt must be >= 1, got {self.num_policies}")
+        for b in self.baselines:
+            check(b in BASELINES, f"unknown baseline {b!r} (choose from {', '.join(BASELINES)})")
+        check(self.average_k >= 1, f"average baseline: k must be >= 1, got {self.average_k}")
+        self.noise.validate()
+        self.eval.validate()
+        return self
 
 
 def generate_params(gen, prompts: list[PromptItem], k: int, seed: int) -> np.ndarray:
@@ -100,21 +114,28 @@ def run_study(gen, prompts: list[PromptItem], cfg: StudyConfig | None = None, ch
     """gen: the PolicyGenerator; checkpoints: its training PolicyDataset (retrieval, novelty);
     other_generators: {name: PolicyGenerator} evaluated on the same prompts;
     on_method(results): called after each method is scored (e.g. to write partial reports)."""
-    cfg = cfg or StudyConfig()
+    cfg = (cfg or StudyConfig()).validate()
     suite = suite or MetaWorldSuite()
-    check(cfg.num_policies >= 1, f"policies per prompt must be >= 1, got {cfg.num_policies}")
     for b in cfg.baselines:
-        check(b in BASELINES, f"unknown baseline {b!r} (choose from {', '.join(BASELINES)})")
-    check("retrieval" not in cfg.baselines or checkpoints is not None,
-          "the retrieval baseline needs the training checkpoints (a dataset root with checkpoints/, or --checkpoints)")
+        check(b not in NEEDS_CHECKPOINTS or checkpoints is not None,
+              f"the {b} baseline needs the training checkpoints (a dataset root with checkpoints/, or --checkpoints)")
     prompts = [replace(p, task=suite.task_name(p.task)) for p in prompts]
     check_prompts(gen, prompts, suite)
     for name, g in (other_generators or {}).items():
         check(g.spec.num_params == gen.spec.num_params, f"generator {name!r} has spec {g.spec.name!r}, not {gen.spec.name!r}")
-    cfg.eval.validate()
     timing: dict[str, float] = {}
     bank = checkpoints.params() if (checkpoints is not None and cfg.novelty) else None
-    retrieved: dict[str, list] = {}
+    made: dict[str, np.ndarray] = {}  # the generator's params (noised-retrieval matches their spread)
+    extras: dict[str, dict] = {}  # what a method reports beside its scores
+    cache: dict = {}
+
+    def index():
+        if "index" not in cache:
+            cache["index"] = build_retrieval_index(gen, checkpoints)
+        return cache["index"]
+
+    def same_task(tasks):
+        return float(np.mean([t == p.task for t, p in zip(tasks, prompts)]))
 
     def generated(g):
         return lambda: generate_params(g, prompts, cfg.num_policies, cfg.seed)
@@ -123,9 +144,21 @@ def run_study(gen, prompts: list[PromptItem], cfg: StudyConfig | None = None, ch
         return generate_params(gen, add_action_noise(prompts, cfg.action_noise, cfg.seed), cfg.num_policies, cfg.seed)
 
     def retrieval():
-        index = build_retrieval_index(gen, checkpoints)
-        p, retrieved["tasks"] = retrieve(gen, index, prompts)
+        p, tasks = retrieve(gen, index(), prompts)
+        extras["retrieval"] = {"retrieved_same_task": same_task(tasks)}
         return p[:, None]
+
+    def noised():
+        p, noise = noised_retrieval(gen, index(), prompts, cfg.num_policies, cfg.noise, made[label], seed=cfg.seed)
+        extras["noised-retrieval"] = {"noise": noise}
+        return p
+
+    def average():
+        avg, rows = average_of_nearest(gen, index(), prompts, cfg.average_k)
+        tasks = np.asarray(index().tasks, dtype=object)[rows]
+        extras["average"] = {"k": int(rows.shape[1]), "neighbours_same_task": float(np.mean(
+            [[t == p.task for t in ts] for ts, p in zip(tasks, prompts)]))}
+        return avg[:, None]
 
     def bc(pool):
         return lambda: behavior_cloning(gen.spec, prompts, BCConfig(**{**asdict(cfg.bc), "pool": pool}),
@@ -136,20 +169,27 @@ def run_study(gen, prompts: list[PromptItem], cfg: StudyConfig | None = None, ch
     if cfg.action_noise > 0:
         methods.append((f"{label} (action noise {cfg.action_noise:g})", noisy))
     methods += [(name, generated(g)) for name, g in (other_generators or {}).items()]
-    methods += [(b, {"retrieval": retrieval, "bc": bc("prompt"), "bc-task": bc("task")}[b]) for b in cfg.baselines]
+    makers = {"retrieval": retrieval, "noised-retrieval": noised, "average": average, "bc": bc("prompt"),
+              "bc-task": bc("task")}
+    methods += [(b, makers[b]) for b in cfg.baselines]
 
     results = {"settings": {"num_policies": cfg.num_policies, "seed": cfg.seed, "action_noise": cfg.action_noise,
                             "baselines": list(cfg.baselines), "eval": asdict(cfg.eval), "bc": asdict(cfg.bc),
+                            "noise": asdict(cfg.noise), "average_k": cfg.average_k,
                             "prompts": len(prompts), "spec": gen.spec.name},
                "prompt_success": _prompt_success(prompts), "methods": {}, "timing_s": timing}
     for name, make in methods:
         t0 = time.perf_counter()
         params = make()
+        if name == label:
+            made[name] = params
         timing[f"make {name}"] = time.perf_counter() - t0
         results["methods"][name] = _method_result(name, params, prompts, gen.spec, cfg, suite, bank, timing)
-        if name == "retrieval":
-            results["methods"][name]["retrieved_same_task"] = float(
-                np.mean([t == p.task for t, p in zip(retrieved["tasks"], prompts)]))
+        results["methods"][name].update(extras.get(name, {}))
+        if name == "noised-retrieval":  # the scale each policy was drawn with, beside its scores
+            per_prompt, K = extras[name]["noise"]["per_prompt"], params.shape[1]
+            for j, r in enumerate(results["methods"][name]["policies"]):
+                r["noise_std"], r["noise_relative"] = per_prompt[j // K]["std"], per_prompt[j // K]["relative"]
         if on_method is not None:
             on_method(results)
     return results

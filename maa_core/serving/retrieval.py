@@ -69,6 +69,18 @@ def nearest(query: np.ndarray, cond: np.ndarray, record: np.ndarray) -> tuple[np
     return record[best], np.clip(1.0 - sim[np.arange(len(query)), best], 0.0, 2.0)
 
 
+def nearest_k(query: np.ndarray, cond: np.ndarray, record: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest checkpoints (not rows) per query, nearest first -> (checkpoints (Q, k'), cosine
+    distances (Q, k')), k' = min(k, checkpoints with a row). A checkpoint's distance is its nearest row's,
+    as in `nearest`, whose checkpoint is column 0 here."""
+    check(k >= 1, f"retrieval: k must be >= 1, got {k}")
+    order = np.argsort(record, kind="stable")
+    ids, starts = np.unique(record[order], return_index=True)
+    per = np.maximum.reduceat(query @ cond[order].T, starts, axis=1)  # (Q, checkpoints): best row of each
+    top = np.argsort(-per, axis=1, kind="stable")[:, :min(k, len(ids))]
+    return ids[top], np.clip(1.0 - np.take_along_axis(per, top, 1), 0.0, 2.0)
+
+
 def neighbour_distances(cond: np.ndarray, record: np.ndarray) -> np.ndarray:
     """(M,) cosine distance of each row to the nearest row of another checkpoint (inf: no other checkpoint)."""
     sim = cond @ cond.T
@@ -109,6 +121,10 @@ class RetrievalIndex:
     def match(self, gen, trajectories: list) -> list[Match]:
         best, dist = nearest(conditions(gen, trajectories), self.cond, self.record)
         return [Match(int(b), self.keys[b], float(d)) for b, d in zip(best, dist)]
+
+    def match_k(self, gen, trajectories: list, k: int) -> np.ndarray:
+        """(N, k') rows of the k nearest checkpoints of each trajectory, nearest first."""
+        return nearest_k(conditions(gen, trajectories), self.cond, self.record, k)[0]
 
     def retrieves(self, mode: str, m: Match, threshold: float | None = None) -> bool:
         """Whether `mode` serves this prompt from the index (else: generate)."""

@@ -37,6 +37,7 @@ def main() -> int:
 
     from maa_core.collect.go2_walk import go2_walk_run
     from maa_core.go2.sim.env import make_env
+    from maa_core.go2.commands import Segment
     from maa_core.go2.walk import walk
     from maa_core.go2.wtw import load_wtw_run
     from maa_core.pipeline import PolicyGenerator
@@ -53,7 +54,8 @@ def main() -> int:
             actor = gen.spec.unflatten(c).eval()
             r = {}
             for k, (env, ad) in envs.items():
-                w = walk(env, ad, lambda x: actor(x)[0].numpy(), a.seconds)
+                w = walk(env, ad, lambda x: actor(x)[0].detach().numpy(), a.seconds,
+                         course=(Segment("straight", a.seconds, vx=0.6),))   # steerable students: commanded
                 r[k] = {"walks": bool(w.walks()), "fell": bool(w.fell), "speed": round(w.speed, 4),
                         "lateral": round(w.lateral, 4)}
             rows.append({"prompt_seed": seed, "candidate": i, **r})

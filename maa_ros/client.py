@@ -8,6 +8,7 @@ import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Twist
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Float32MultiArray, UInt8MultiArray
@@ -29,6 +30,7 @@ class GraphClient:
         self.prompts: dict[str, list] = {}  # topic -> received Float32MultiArray
         self.actor_topic = actor_topic
         self.prompt_pub = self.node.create_publisher(Float32MultiArray, prompt_topic, qos.PROMPT)
+        self._twist_pub = None
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, qos.DIAGNOSTICS)
         if subscribe_actor:
             self.subscribe_actor()
@@ -80,6 +82,14 @@ class GraphClient:
         t = time.monotonic()
         self.prompt_pub.publish(msg)
         return t
+
+    def publish_twist(self, vx: float, vy: float, yaw_rate: float, topic: str = "/cmd_vel") -> None:
+        """One geometry_msgs/Twist (linear.x, linear.y, angular.z): the controller's cmd_vel."""
+        if self._twist_pub is None:
+            self._twist_pub = self.node.create_publisher(Twist, topic, qos.STATE)
+        m = Twist()
+        m.linear.x, m.linear.y, m.angular.z = float(vx), float(vy), float(yaw_rate)
+        self._twist_pub.publish(m)
 
     def wait_actors(self, n: int, timeout: float = 30.0) -> list[tuple[float, bytes]]:
         _wait(lambda: len(self.actors) >= n, timeout)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import maa_core
-from maa_core.demos.graph_walk import GraphWalk, GraphWalkConfig, judge_log, params_file
+from maa_core.demos.graph_walk import GraphWalk, GraphWalkConfig, judge_log, judge_log_course, params_file, walk_course
 from maa_core.errors import MaaError, check
 
 __all__ = ["GraphWalk", "GraphWalkConfig", "run_graph_walk"]
@@ -47,6 +47,7 @@ def _status_value(status, key: str):
 
 def run_graph_walk(cfg: GraphWalkConfig, work_dir, progress=print) -> GraphWalk:
     from maa_core.go2.config import load_robot_config
+    from maa_core.go2.commands import course_commands
 
     from . import qos
     from .client import GraphClient
@@ -66,7 +67,9 @@ def run_graph_walk(cfg: GraphWalkConfig, work_dir, progress=print) -> GraphWalk:
     env = _child_env()
     obs_file = work / "observer.npz"
     obs_file.unlink(missing_ok=True)
-    total = cfg.start_timeout_s + cfg.seconds + cfg.margin_s + 30
+    course = walk_course(cfg)
+    seconds = sum(g.seconds for g in course)
+    total = cfg.start_timeout_s + seconds + cfg.margin_s + 30
     observer = subprocess.Popen([sys.executable, "-m", "maa_core.go2.sim.observer", "--domain", str(cfg.dds_domain),
                                  "--out", str(obs_file), "--seconds", str(total)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=open(work / "observer.log", "w"))
@@ -106,13 +109,18 @@ def run_graph_walk(cfg: GraphWalkConfig, work_dir, progress=print) -> GraphWalk:
             progress(f"      the robot is not running after enable (attempt {attempt + 1}); enabling again")
         if not steps:
             raise MaaError(f"the controller never ran the actor after {cfg.enable_attempts} enables; see {launch_log}")
-        n_steps = int(round(cfg.seconds * robot.control.rate_hz))
-        end = time.monotonic() + cfg.seconds / 0.5 + cfg.margin_s   # a real-time factor down to 0.5
-        progress(f"      swap latency {swap_ms:.1f} ms; standing up, then walking {cfg.seconds:.0f} s")
-        while time.monotonic() < end and len(client.prompts["maa/go2/steps"]) < n_steps + 25:
-            time.sleep(0.2)
+        n_steps = int(round(seconds * robot.control.rate_hz))
+        end = time.monotonic() + seconds / 0.5 + cfg.margin_s   # a real-time factor down to 0.5
+        progress(f"      swap latency {swap_ms:.1f} ms; standing up, then walking {seconds:.0f} s "
+                 f"({len(course)} command segment{'s' if len(course) > 1 else ''} over cmd_vel)")
+        # cmd_vel along the course, timed by the controller's executed steps (its clock, not ours)
+        cmds = course_commands(course, 1.0 / robot.control.rate_hz, n_steps)
+        while time.monotonic() < end and len(steps) < n_steps + 25:
+            client.publish_twist(*cmds[min(len(steps), n_steps - 1)])
+            time.sleep(0.05)
             if graph.poll() is not None:
                 raise MaaError(f"the graph exited (code {graph.returncode}); see {launch_log}")
+        client.publish_twist(0.0, 0.0, 0.0)
         actor = actors[0][1]
     finally:
         graph.send_signal(signal.SIGINT)
@@ -132,5 +140,6 @@ def run_graph_walk(cfg: GraphWalkConfig, work_dir, progress=print) -> GraphWalk:
             os.environ["ROS_DOMAIN_ID"] = old_domain
     check(obs_file.is_file(), f"observer wrote no log; see {work / 'observer.log'}")
     z = dict(np.load(obs_file))
-    m, start = judge_log(z, robot.control.kp, cfg.seconds, str(launch_log))
-    return GraphWalk(m, actor, swap_ms, gen_s, z, start)
+    m, start = judge_log(z, robot.control.kp, seconds, str(launch_log))
+    table = judge_log_course(z, start, course, 1.0 / robot.gait_command.frequency)
+    return GraphWalk(m, actor, swap_ms, gen_s, z, start, table)

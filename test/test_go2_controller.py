@@ -125,10 +125,10 @@ def test_diagnostics_and_revert_without_previous(shared_dir, caplog):
         # beyond command_limits: clamped, each counted, only the first logged
         with caplog.at_level("WARNING", logger="maa.go2.controller"):
             for k in range(5):
-                assert ctl.set_command(5.0, -5.0, 0.2 + k) == (1.0, -0.6, min(0.2 + k, 1.0))
+                assert ctl.set_command(5.0, -5.0, 0.2 + k) == (1.2, -0.5, min(0.2 + k, 1.5))
             assert ctl.set_command(float("nan"), 0.0, 0.0) is None
             assert ctl.set_command(0.1, float("inf"), 0.0) is None
-        assert ctl._velocity == (1.0, -0.6, 1.0)  # a refused command leaves the last one
+        assert ctl._velocity == (1.2, -0.5, 1.5)  # a refused command leaves the last one
         assert ctl.set_command(0.3, 0.0, 0.0) == (0.3, 0.0, 0.0)
         d = ctl.diagnostics()
         assert d["command_clamped"] == 5 and d["command_rejected"] == 2

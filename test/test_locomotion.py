@@ -12,6 +12,8 @@ import torch
 from maa_core.collect.jobs import Job, run_jobs
 from maa_core.collect.go2_walk import BaseStudentConfig, LocoDistillConfig, gait_for_seed, train_base_student
 from maa_core.collect.go2_walk import go2_walk_run as distill_locomotion_run
+from maa_core.go2.commands import Segment
+from maa_core.go2.course import run_course
 from maa_core.go2.sim.env import make_env
 from maa_core.dataset import DatasetWriter, PolicyDataset, PolicyRecord
 from maa_core.errors import MaaError
@@ -80,7 +82,8 @@ def test_distillation_learns_walking_students(env_ad, shared_dir, tmp_path):
     assert np.isfinite(info["losses"]).all()
 
     def imitation_error(params, gait):  # MSE to the expert's actions along the expert's own walk
-        probe = walk(env, ad, None, 4.0, expert=GaitExpert(env, gait), inputs=True)
+        probe = walk(env, ad, None, 4.0, expert=GaitExpert(env, gait, commanded=True), inputs=True,
+                     course=(Segment("forward", 4.0, vx=0.6),))
         x, y = torch.from_numpy(probe.inputs), torch.from_numpy(probe.labels)
         with torch.no_grad():
             return [((spec.build()(x) if p is None else spec.unflatten(p)(x)) - y).pow(2).mean().item() for p in params]
@@ -88,6 +91,15 @@ def test_distillation_learns_walking_students(env_ad, shared_dir, tmp_path):
     b = np.load(base)
     err0, err_base = imitation_error([None, b], GaitRange().sample(np.random.default_rng(7)))
     assert err_base < 0.1 * err0, (err_base, err0)  # on a gait it never saw (measured 0.017-0.023 x)
+    # the base reads the observation's command slots: a commanded turn in place turns it; an untrained
+    # net stands (the yaw rate it achieves is what tracking it means here)
+    # (at this budget the base may fall during the turn, by kernel: what it turned before that is judged)
+    turn = (Segment("turn", 4.0, yaw_rate=1.0),)
+    runs = [run_course(env, turn, policy=lambda x, a=a: a(x)[0].detach().numpy(), adaptation=ad)
+            for a in (spec.build(), spec.unflatten(b))]
+    wz = [r.segments[0].achieved[2] for r in runs]
+    assert runs[1].seconds >= 2.0 and wz[1] > 0.5, runs[1].table()   # measured 1.09 rad/s over 3.7 s
+    assert not abs(wz[0]) > 0.2, runs[0].table()                      # measured -0.01 (nan: fell before 1 s)
     ckpts = []
     s = distill_locomotion_run(3, 2, 0, {"wtw_dir": wtw, "base": str(base), "rounds": 2},
                                emit_checkpoint=ckpts.append)
@@ -98,15 +110,16 @@ def test_distillation_learns_walking_students(env_ad, shared_dir, tmp_path):
     errs = imitation_error([b] + [c.params for c in ckpts], gait_for_seed(3))
     assert min(errs[1:]) < 0.6 * errs[0], errs
     best = max(ckpts, key=lambda c: (not c.extra["fell"], c.extra["speed"]))
-    assert not best.extra["fell"] and best.extra["speed"] >= 0.4, [c.extra for c in ckpts]  # measured 0.58-0.60
-    r = walk(env, ad, lambda t: spec.unflatten(best.params)(t)[0].numpy(), 8.0)
-    assert r.walks(), r.summary()  # measured 0.59-0.62 m/s
-    # the generator node's "go2-walk" screening ranks it as a walker (from the start it trained for:
-    # after standing 30 steps; measured 1.59-1.62), an untrained actor not
+    assert not best.extra["fell"] and best.extra["speed"] >= 0.4, [c.extra for c in ckpts]  # measured 0.59
+    r = walk(env, ad, lambda t: spec.unflatten(best.params)(t)[0].numpy(), 8.0, course=(Segment("forward", 8.0, vx=0.6),))
+    assert r.walks(), r.summary()  # commanded 0.6 m/s: measured 0.59 m/s
+    # the generator node's "go2-walk" screening (stays up along its command course, then tracking) ranks it
+    # above an untrained actor, which stands (from the start it trained for: after standing 30 steps;
+    # measured 1.37 and 1.13, i.e. tracking errors E 1.7 and 6.7 in units of the acceptance bounds)
     score = make_scorer("go2-walk", 400, spec, wtw)
     score.warmups = (30,)
-    assert score(spec.unflatten(best.params)) >= 1.4   # stays up 8 s, >= 0.4 m/s forward
-    assert score(spec.build()) < 1.4
+    got = [score(spec.unflatten(best.params)), score(spec.build())]
+    assert got[0] >= 1.25 > got[1], got   # E <= 3 against E > 3
 
 
 def test_dataset_records_round_trip(tmp_path, shared_dir):

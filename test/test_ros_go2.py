@@ -243,7 +243,7 @@ def test_cmd_vel_beyond_limits_clamped_and_nan_ignored_each_reported_once(go2_gr
     assert controller_status(c, counted, 20, since) is not None, [(s.message, _values(s)) for s in c.diagnostics[since:]][-3:]
     time.sleep(1.5)  # the log is written by another process
     log = g["log"].read_text()
-    assert log.count("beyond command_limits (vx (-1.0, 1.0)") == 1, log[-3000:]  # the node's report, once
+    assert log.count("beyond command_limits (vx (-0.8, 1.2)") == 1, log[-3000:]  # the node's report, once
     assert log.count("NaN or Inf ignored") == 1
 
 

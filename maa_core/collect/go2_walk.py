@@ -2,19 +2,24 @@
 built without IsaacGym: DAgger distillation of the trot expert (`maa_core/go2/gait.py`) into small
 walk-these-ways actors on the MuJoCo Go2 (docs/data.md). Also its held-out prompts and the prompt bag.
 
-One run = one seed. The seed draws the run's gait (speed, body height, swing height, duty factor,
+One run = one seed. The seed draws the run's gait style (body height, swing height, duty factor,
 stance width, foot offset) from `GaitRange`, the student's initialisation, its learning rate and its
-noise level. Then:
+noise level. The style is what a prompt conveys; the velocity commands (vx, vy, yaw rate, in the
+observation's command slots) are what an operator steers, so every training walk follows a random
+command schedule (`go2/course.py random_course`: steps, turns in place, arcs, backward, sideways,
+stops) that the commanded expert tracks and the student reads. Then:
 
     1. demos: expert walks with Gaussian action noise; every visited actor input (history ‖ latent
-       of the pretrained adaptation module) labelled with the clean expert action
+       of the adaptation module) labelled with the clean expert action
     2. rounds of `updates_per_round` Adam steps on the aggregated data; after each round the student
        walks alone (deterministic) and its parameters + that walk are saved as one checkpoint record
        (so a run spans sub-optimal early students to good ones), then a noisy student walk labelled
        by the expert is aggregated (DAgger)
 
-Trajectories are stored as the controller streams them on maa/go2/steps: the 70-value observation
-the actor acted on and its 12 raw actions, with no success signal (segment-mode prompts).
+Saved walks (a checkpoint's, a prompt run's expert walk) all follow one command (`PROMPT_COURSE`,
+forward 0.6 m/s), so prompts and checkpoints differ by gait style. They are stored as the controller
+streams them on maa/go2/steps: the 70-value observation the actor acted on and its 12 raw actions,
+with no success signal (segment-mode prompts).
 """
 from __future__ import annotations
 
@@ -39,11 +44,13 @@ class LocoDistillConfig:
     """Every number of one distillation run."""
     spec: str = "go2-walk"           # student spec: 2102 -> 64 -> 64 -> 12 (ELU)
     demos: int = 4                   # noisy expert walks before the first update
-    demo_seconds: float = 8.0        # length of each data-collection walk
+    demo_seconds: float = 10.0       # length of each data-collection walk (a random command schedule)
     noise: tuple = (0.1, 0.5)        # per-run action-noise std range (raw action units)
-    lr: tuple = (1e-4, 3e-4)         # per-run Adam learning-rate range (log-uniform); low enough that runs stay
-                                     # near the base student, where blends of two runs still walk (#7: 10/15
-                                     # midpoints of 6 runs walk, 0/12 with 3e-4..1e-3)
+    lr: tuple = (1e-5, 3e-5)         # per-run Adam learning-rate range (log-uniform); low enough that runs stay
+                                     # near the base student, which walks the whole command course: course
+                                     # completed by 11/15 students of 5 runs (random 20 s schedules 24/45), 9/15
+                                     # (19/45) with 3e-5..1e-4, 6/15 (13/45) with 1e-4..3e-4 (#15); and blends of
+                                     # two runs still walk (#7: 10/15 midpoints walk, 0/12 with 3e-4..1e-3)
     batch_size: int = 256
     updates_per_round: int = 400
     rounds: int = 10                 # DAgger rounds; the last `checkpoints` rounds are saved
@@ -61,6 +68,9 @@ class LocoDistillConfig:
     @classmethod
     def from_dict(cls, d: dict | None) -> "LocoDistillConfig":
         return dataclass_from_mapping(cls, d, "locomotion distillation")
+
+
+STYLE_KEYS = ("body_height", "swing_height", "duty", "stance_width", "foot_x_offset")  # a run's gait style
 
 
 def run_seed(seed: int) -> int:
@@ -130,6 +140,7 @@ def go2_walk_run(seed: int, n_checkpoints: int, n_prompts: int, cfg: dict | None
     are the run's expert walks (held-out behaviour for prompting), checkpoint records its students."""
     import torch
 
+    from ..go2.commands import PROMPT_COURSE, random_course
     from ..go2.gait import GaitExpert
     from ..go2.sim.env import make_env
     from ..go2.walk import walk
@@ -144,20 +155,22 @@ def go2_walk_run(seed: int, n_checkpoints: int, n_prompts: int, cfg: dict | None
     noise = float(rng.uniform(*c.noise))
     lr = float(math.exp(rng.uniform(math.log(c.lr[0]), math.log(c.lr[1]))))
     env, adaptation = make_env(c.wtw_dir)
-    expert = GaitExpert(env, gait)
+    expert = GaitExpert(env, gait, commanded=True)
     from ..specs import get_spec
 
     spec = get_spec(c.spec)
     st = Student(spec, lr, c, rs)
     base = {"gait": {k: round(v, 5) for k, v in asdict(gait).items() if k in
-                     ("speed", "body_height", "swing_height", "duty", "stance_width", "foot_x_offset")},
+                     STYLE_KEYS},
             "noise": round(noise, 5), "lr": round(lr, 7)}
 
     for _ in range(c.demos if n_checkpoints > 0 else 0):
-        r = walk(env, adaptation, None, c.demo_seconds, expert=expert, action_noise=noise, rng=rng, inputs=True)
+        r = walk(env, adaptation, None, c.demo_seconds, expert=expert, action_noise=noise, rng=rng, inputs=True,
+                 course=random_course(rng, c.demo_seconds))
         st.add(*_usable(r, c))
     for i in range(n_prompts):  # the expert's own clean walks: prompts the students never saw as records
-        clean = walk(env, adaptation, None, c.eval_seconds, expert=expert, record=True, record_from=c.record_from)
+        clean = walk(env, adaptation, None, c.eval_seconds, expert=expert, record=True, record_from=c.record_from,
+                     course=PROMPT_COURSE)
         if emit_prompt:
             emit_prompt(Emitted(-1 - i, np.zeros(spec.num_params, np.float32), [_traj(clean)], math.nan,
                                 {**base, **clean.summary(), "role": "expert"}))
@@ -166,7 +179,7 @@ def go2_walk_run(seed: int, n_checkpoints: int, n_prompts: int, cfg: dict | None
         loss = st.train(c.updates_per_round)
         step += c.updates_per_round
         ev = walk(env, adaptation, st.policy, c.eval_seconds, expert=expert, record=True, inputs=True,
-                  record_from=c.record_from)
+                  record_from=c.record_from, course=PROMPT_COURSE)
         walked += int(ev.walks())
         if n_saved < n_checkpoints and rnd >= c.rounds - n_checkpoints:
             if emit_checkpoint:
@@ -176,7 +189,7 @@ def go2_walk_run(seed: int, n_checkpoints: int, n_prompts: int, cfg: dict | None
         if rnd < c.rounds - 1:
             st.add(*_usable(ev, c))
             dg = walk(env, adaptation, st.policy, c.demo_seconds, expert=expert, action_noise=noise * c.dagger_noise,
-                      rng=rng, inputs=True)
+                      rng=rng, inputs=True, course=random_course(rng, c.demo_seconds))
             st.add(*_usable(dg, c))
         if log:
             log(f"locomotion s{seed} round {rnd}: loss {loss:.4f} {ev.summary()}")
@@ -212,11 +225,11 @@ class BaseStudentConfig:
     2102-value input holds 96 % of the parameters, so checkpoints then differ where gaits differ."""
     gaits: int = 8                   # gaits drawn from GaitRange (seeds 5000..)
     demos: int = 2                   # noisy expert walks per gait before the first update
-    rounds: int = 6                  # DAgger rounds over all gaits
-    updates_per_round: int = 1500
+    rounds: int = 10                 # DAgger rounds over all gaits (6 x 1500 updates: the base tracked the
+    updates_per_round: int = 3000    # course's turns but fell walking backward)
     noise: float = 0.3
     lr: float = 1e-3
-    max_samples: int = 60000
+    max_samples: int = 100000
 
 
 def train_base_student(out, cfg: LocoDistillConfig = LocoDistillConfig(), b: BaseStudentConfig = BaseStudentConfig(),
@@ -224,6 +237,7 @@ def train_base_student(out, cfg: LocoDistillConfig = LocoDistillConfig(), b: Bas
     """Multi-gait DAgger (same procedure as a run, over `b.gaits` gaits); saves the flat parameters."""
     import torch
 
+    from ..go2.commands import PROMPT_COURSE, random_course
     from ..go2.gait import GaitExpert
     from ..go2.sim.env import make_env
     from ..go2.walk import walk
@@ -236,21 +250,22 @@ def train_base_student(out, cfg: LocoDistillConfig = LocoDistillConfig(), b: Bas
     st = Student(spec, b.lr, c, 5000)
     rng = np.random.default_rng(5000)
     env, adaptation = make_env(c.wtw_dir)
-    experts = [GaitExpert(env, gait_for_seed(5000 + i)) for i in range(b.gaits)]
+    experts = [GaitExpert(env, gait_for_seed(5000 + i), commanded=True) for i in range(b.gaits)]
     for ex in experts:
         for _ in range(b.demos):
             st.add(*_usable(walk(env, adaptation, None, c.demo_seconds, expert=ex, action_noise=b.noise, rng=rng,
-                                 inputs=True), c))
+                                 inputs=True, course=random_course(rng, c.demo_seconds)), c))
     walked = 0
     for rnd in range(b.rounds):
         loss = st.train(b.updates_per_round)
         walked = 0
         for ex in experts:
-            ev = walk(env, adaptation, st.policy, c.eval_seconds, expert=ex, inputs=True)
+            ev = walk(env, adaptation, st.policy, c.eval_seconds, expert=ex, inputs=True, course=PROMPT_COURSE)
             walked += int(ev.walks())
             st.add(*_usable(ev, c))
             st.add(*_usable(walk(env, adaptation, st.policy, c.demo_seconds, expert=ex,
-                                 action_noise=b.noise * c.dagger_noise, rng=rng, inputs=True), c))
+                                 action_noise=b.noise * c.dagger_noise, rng=rng, inputs=True,
+                                 course=random_course(rng, c.demo_seconds)), c))
         if log:
             log(f"base student round {rnd}: loss {loss:.4f}, {walked}/{len(experts)} gaits walked")
     st.train(b.updates_per_round)
@@ -337,6 +352,7 @@ def record_prompt_bag(path, seed: int, wtw_run_dir: str, topic: str = "/maa/prom
     from `record_from` seconds on. A `prompt.json` beside it says what the walk was."""
     import json
 
+    from ..go2.commands import PROMPT_COURSE
     from ..prompts import write_prompts_to_bag
 
     got = []
@@ -347,7 +363,8 @@ def record_prompt_bag(path, seed: int, wtw_run_dir: str, topic: str = "/maa/prom
     check(not path.exists(), f"{path}: already exists")
     write_prompts_to_bag(path, [item.trajectories[0]], topic=topic)
     c = LocoDistillConfig()
-    meta = {"description": f"expert trot, gait seed {seed}, {len(item.trajectories[0])} steps of steady walking",
+    meta = {"description": f"expert trot, gait seed {seed}, {len(item.trajectories[0])} steps of steady walking "
+                           f"(commanded straight at {PROMPT_COURSE[0].vx:g} m/s)",
             "seed": seed, "speed": item.extra["steady_speed"], "step_frequency": item.extra["step_frequency"],
             "gait": item.extra["gait"], "recorded_from_s": c.record_from, "topic": topic}
     (path / "prompt.json").write_text(json.dumps(meta, indent=1))

@@ -4,7 +4,8 @@
     [2/4] locomotion generator (segment-mode prompts): the one shipped in `pretrained` (trained by this
           config, float16 weights), a generator trained earlier in run_dir, or trained now
     [3/4] the go2_generate graph over ROS + DDS: the shipped prompt bag -> generator node ->
-          actor -> controller node -> simulated Go2; forward speed, falls, swap latency
+          actor -> controller node -> simulated Go2, driven along a command course over cmd_vel;
+          the per-segment tracking table, falls, swap latency
     [4/4] the walk's video (MuJoCo offscreen, chase camera), path plot and tracking plot; results JSON
           (demos/go2_outputs.py; without a GL backend: the stick-figure GIF and a line saying why)
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import json
 import time
+
+import numpy as np
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -41,7 +44,9 @@ class Go2DemoConfig:
     pretrained: str = ""                            # shipped generator folder (models/<name>); '' = always train
     num_candidates: int = 16
     screen_steps: int = 1000                        # generator node sim_screen_steps
-    walk_seconds: float = 20.0
+    walk_seconds: float = 20.0                      # (only without a course: straight at straight_vx)
+    straight_vx: float = 0.6
+    course: list = field(default_factory=list)      # command segments ({name, seconds, vx, vy, yaw_rate}; go2/course.py)
     gif_seconds: float = 4.0                        # stick-figure GIF, only when there can be no video
     video: dict = field(default_factory=dict)       # VideoConfig overrides (go2/sim/render.py)
     seed: int = 0
@@ -57,6 +62,12 @@ class Go2DemoConfig:
     @property
     def pretrained_path(self) -> Path | None:
         return resolve(self.pretrained, "models") if self.pretrained else None
+
+
+def load_robot_config_rate() -> float:
+    from ..go2.config import load_robot_config
+
+    return float(load_robot_config("go2").control.rate_hz)
 
 
 def generator_config(cfg: Go2DemoConfig):
@@ -115,7 +126,7 @@ def ensure_generator(cfg: Go2DemoConfig, data_dir: Path | None = None, say=print
 def make_engine(gen, wtw_run_dir: str, num_candidates: int = 8, seed: int = 0, screen_steps: int = 200,
                 sim_screen: str = "go2-walk"):
     """The generator node's engine with its Go2 screening, in-process: K candidates, the best by a
-    MuJoCo rollout (survival, then forward speed)."""
+    MuJoCo rollout (survival along the screening command course, then tracking it)."""
     from ..go2.config import load_robot_config
     from ..serving.engine import Engine
     from ..serving.scorers import make_scorer
@@ -141,16 +152,19 @@ def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool 
     wtw_run_dir / accept_adaptation_mismatch: override the config's (None = keep)."""
     import torch
 
+    from ..go2.commands import course_commands
+    from ..go2.course import parse_course
     from ..go2.sim.render import VideoConfig
     from ..go2.verdict import WalkCriteria
-    from .go2_outputs import straight_command, write_walk_outputs
-    from .graph_walk import GraphWalkConfig, graph_walker
+    from .go2_outputs import write_walk_outputs
+    from .graph_walk import GraphWalkConfig, graph_walker, walk_course
 
     t0 = time.time()
     config_path = resolve(config_path, "config")
     cfg = Go2DemoConfig.load(config_path)
     try:
         video_cfg = VideoConfig.from_dict(cfg.video)
+        course = parse_course(cfg.course, f"{config_path}: course") if cfg.course else ()
     except (MaaError, TypeError) as e:
         raise MaaError(f"{config_path}: {e}") from None
     run_graph_walk = graph_walker()  # before any work: without the ROS package the demo cannot run
@@ -183,36 +197,46 @@ def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool 
     meta = prompt_metadata(bag)
     print(f"[3/4] go2_generate graph: prompt bag {bag} ({meta.get('description', 'recorded walk')}) -> generator "
           f"node -> controller node -> simulated Go2 over DDS")
-    walk = run_graph_walk(GraphWalkConfig(str(gen_dir), str(bag), wtw.source,
-                                          accept_adaptation_mismatch=cfg.accept_adaptation_mismatch,
-                                          seconds=cfg.walk_seconds,
-                                          num_candidates=cfg.num_candidates, seed=cfg.seed,
-                                          sim_screen_steps=cfg.screen_steps), run_dir / "graph")
+    gw = GraphWalkConfig(str(gen_dir), str(bag), wtw.source, accept_adaptation_mismatch=cfg.accept_adaptation_mismatch,
+                         seconds=cfg.walk_seconds, straight_vx=cfg.straight_vx, course=course,
+                         num_candidates=cfg.num_candidates, seed=cfg.seed, sim_screen_steps=cfg.screen_steps)
+    course = walk_course(gw)
+    seconds = sum(g.seconds for g in course)
+    walk = run_graph_walk(gw, run_dir / "graph")
     m = walk.metrics
     crit = WalkCriteria()
-    walks = crit.walks(m["fell"], m["speed"])
+    table = walk.course
+    completed = table is not None and not table.fell and all(g.reached for g in table.segments)
     print("[4/4] video (MuJoCo offscreen), path plot and tracking plot")
     z, s = walk.log, walk.run_start
-    in_walk = z["t"][(z["t"] >= s) & (z["t"] <= s + cfg.walk_seconds)]
+    in_walk = z["t"][(z["t"] >= s) & (z["t"] <= s + seconds)]
+    dt = 1.0 / float(load_robot_config_rate())
+    cmd_rows = course_commands(course, dt, int(round(seconds / dt)) + 1)
+    command = cmd_rows[np.clip(np.round((in_walk - s) / dt).astype(int), 0, len(cmd_rows) - 1)]
     outputs = write_walk_outputs(
-        run_dir, z, s, cfg.walk_seconds,
-        f"generated actor on the simulated Go2 (ROS path): {m['speed']:.2f} m/s, {'fell' if m['fell'] else 'no fall'}",
-        command=straight_command(in_walk, meta.get("speed")), command_label="prompt's speed, straight ahead",
-        speed_target=meta.get("speed"), video=video_cfg, gif_seconds=cfg.gif_seconds)
-    result = {"walks": walks, **m, "swap_latency_ms": round(walk.swap_latency_ms, 2),
+        run_dir, z, s, seconds,
+        f"generated actor on the simulated Go2 (ROS path): {len(course)}-segment course, "
+        f"{'fell' if m['fell'] else 'no fall'}",
+        command=command, command_label="commanded (cmd_vel)", video=video_cfg, gif_seconds=cfg.gif_seconds)
+    result = {"completed": completed, **m, "course": [r.row() for r in table.segments] if table else [],
+              "worst_rmse": table.worst() if table else {}, "swap_latency_ms": round(walk.swap_latency_ms, 2),
               "prompt_to_actor_s": round(walk.generation_s, 2), "prompt": meta, **outputs,
               "total_s": round(time.time() - t0, 1)}
     print()
-    print(f"  forward speed   {m['speed']:.3f} m/s over {m['seconds']:.1f} s simulated "
-          f"(prompt walked {meta.get('speed', float('nan')):.3f} m/s)")
+    if table is not None:
+        print(table.table())
+        print()
+    print(f"  distance        {m['speed'] * m['seconds']:.2f} m forward along the start heading over "
+          f"{m['seconds']:.1f} s simulated")
     print(f"  falls           {int(m['fell'])}")
     print(f"  step frequency  {m['step_frequency']:.2f} Hz (prompt {meta.get('step_frequency', float('nan')):.2f} Hz)")
-    print(f"  lateral drift   {m['lateral']:.2f} m")
     print(f"  swap latency    {walk.swap_latency_ms:.1f} ms (actor message -> first tick running it)")
     print(f"  prompt -> actor {walk.generation_s:.1f} s ({cfg.num_candidates} candidates, each screened by a "
           f"{cfg.screen_steps}-step rollout in the sim)")
-    print(f"  verdict         {'WALKS' if walks else 'does not walk'} (>= {crit.min_speed:g} m/s for "
-          f"{cfg.walk_seconds:.0f} s, no fall)")
+    w = table.worst() if table is not None else {}
+    print(f"  verdict         {'COMPLETED the course' if completed else 'did not complete the course'}"
+          + (f" (worst segment RMSE vx {w['vx']:.2f} m/s, vy {w['vy']:.2f} m/s, yaw rate {w['yaw_rate']:.2f} rad/s)"
+             if completed else ""))
     print()
     if outputs["video"]:
         st = outputs["video_stats"]

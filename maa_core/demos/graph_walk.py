@@ -28,7 +28,9 @@ class GraphWalkConfig:
     wtw_run_dir: str
     accept_adaptation_mismatch: bool = False  # the controller runs actors trained with another module
     spec: str = "go2-walk"            # the controller's actor spec
-    seconds: float = 20.0             # walk length judged (simulated time from the first RUN command)
+    seconds: float = 20.0             # walk length judged (simulated time from the first RUN command) ...
+    straight_vx: float = 0.6          # ... walking straight at this commanded speed (cmd_vel), unless
+    course: tuple = ()                # a command course (go2/course.py segments) is given: then its length
     num_candidates: int = 8
     seed: int = 0
     screen: bool = True               # generator node: validity screening + ranking by a sim rollout
@@ -50,6 +52,14 @@ class GraphWalk:
     generation_s: float               # generator: prompt to published actor (K candidates + screening)
     log: dict = field(repr=False, default_factory=dict)   # observer arrays (t, pos, vel, quat, q, foot, kp)
     run_start: float = 0.0            # sim time of the first RUN command
+    course: object = None             # go2.course.CourseResult of the walk (commanded vs achieved)
+
+
+def walk_course(cfg: GraphWalkConfig) -> tuple:
+    """The command course the walk drives over cmd_vel: `cfg.course`, or straight at `straight_vx`."""
+    from ..go2.commands import Segment
+
+    return tuple(cfg.course) or (Segment("straight", cfg.seconds, vx=cfg.straight_vx),)
 
 
 def params_file(cfg: GraphWalkConfig, path: Path) -> Path:
@@ -74,7 +84,8 @@ def params_file(cfg: GraphWalkConfig, path: Path) -> Path:
 
 def judge_log(z: dict, run_kp: float, seconds: float, where: str) -> tuple[dict, float]:
     """(walk metrics, sim time the walk started) from the observer's log: the longest stretch of RUN
-    gains (an enable retried after a fault leaves a shorter one before it), judged by go2.verdict."""
+    gains (an enable retried after a fault leaves a shorter one before it), judged by go2.verdict.
+    `judge_log_course` gives the same walk's course table."""
     from ..go2.verdict import metrics_from_log
 
     is_run = np.isclose(z["kp"], run_kp).astype(int)
@@ -83,6 +94,21 @@ def judge_log(z: dict, run_kp: float, seconds: float, where: str) -> tuple[dict,
     starts, stops = edges[0::2], edges[1::2]
     start = float(z["t"][starts[np.argmax(stops - starts)]])
     return metrics_from_log(z["t"], z["pos"], z["quat"], z["foot"], start, seconds), start
+
+
+def judge_log_course(z: dict, start: float, course, period_s: float | None = None):
+    """The course table (`go2.course.judge_course`) of the walk in the observer's log from `start`."""
+    from ..go2.course import judge_course
+    from ..go2.verdict import WalkCriteria
+
+    t = np.asarray(z["t"], float)
+    total = sum(g.seconds for g in course)
+    sel = (t >= start) & (t <= start + total + 1e-6)
+    pos, quat = np.asarray(z["pos"])[sel], np.asarray(z["quat"])[sel]
+    crit = WalkCriteria()
+    fell = [i for i in range(len(pos)) if crit.fell(pos[i, 2], quat[i])]
+    fell_at = float(t[sel][fell[0]] - start) if fell else None
+    return judge_course(t[sel] - start, pos, quat, course, fell_at, period_s=period_s)
 
 
 def graph_walker():

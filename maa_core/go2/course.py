@@ -1,7 +1,8 @@
-"""The Go2 command course: segments of body-frame velocity commands (vx, vy, yaw rate) held for a
-while each, and the per-segment tracking table (commanded vs achieved vx, vy, yaw rate, RMSE, falls,
-drift) of one walk along it. The benchmark (benchmarks/bench_go2_course.py), the tests and, later,
-the commandable students use this one definition.
+"""The Go2 command course: the 40 s course of issue #15 (`COURSE`, segments of `commands.py`), and
+the per-segment tracking table (commanded vs achieved vx, vy, yaw rate, RMSE, falls, drift) of one
+walk along a course, in-process (`run_course`) or from a logged walk (`judge_course`). The
+benchmark (benchmarks/bench_go2_course.py), the demo, the screening and the tests use this one
+definition.
 
 How a segment is judged: from `settle_s` after its start (the command ramps and the gait settles)
 to its end; achieved velocities are the trunk's planar velocity in its own heading frame and the
@@ -16,26 +17,8 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from ..errors import MaaError, check
+from .commands import Segment, course_commands
 from .heading import HeadingHold, HeadingHoldConfig, yaw_of
-
-
-@dataclass(frozen=True)
-class Segment:
-    name: str
-    seconds: float
-    vx: float = 0.0        # m/s forward (body frame)
-    vy: float = 0.0        # m/s to the left
-    yaw_rate: float = 0.0  # rad/s counter-clockwise
-
-    def __post_init__(self):
-        vals = (self.seconds, self.vx, self.vy, self.yaw_rate)
-        check(all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in vals),
-              f"course segment {self.name!r}: seconds, vx, vy, yaw_rate must be finite numbers")
-        check(self.seconds > 0, f"course segment {self.name!r}: seconds must be > 0, got {self.seconds}")
-
-    @property
-    def command(self) -> tuple[float, float, float]:
-        return (float(self.vx), float(self.vy), float(self.yaw_rate))
 
 
 # the 40 s course of issue #15: straight, an arc, turns in place, backward, sideways, stops between
@@ -73,6 +56,7 @@ class SegmentResult:
     achieved: tuple = (math.nan,) * 3  # mean achieved over the judged window
     rmse: tuple = (math.nan,) * 3    # RMSE of the gait-period-averaged velocity against the command
     drift_m: float = math.nan        # |integrated body-velocity error| (m)
+    lateral_m: float = math.nan      # its sideways part: the integrated body-frame vy error (m, + = left)
     heading_drift: float = math.nan  # integrated yaw-rate error (rad)
     fell: bool = False
     reached: bool = True             # False: the robot fell in an earlier segment
@@ -115,12 +99,65 @@ class CourseConfig:
     max_tilt: float = 0.8
 
 
+def judge_course(t: np.ndarray, pos: np.ndarray, quat: np.ndarray, course, fell_at: float | None = None,
+                 settle_s: float = 1.0, period_s: float | None = None) -> CourseResult:
+    """The tracking table of one walk along `course` from sampled trunk poses: sample times `t` (s,
+    from the start of the course), positions `pos` (N, 3, world) and quaternions `quat` (N, 4, wxyz).
+    Velocities are finite differences between samples (body frame of the heading; world yaw rate),
+    averaged over one gait period `period_s` for the RMSE (module docstring). `fell_at`: the time
+    the robot fell (None: it did not). The in-process course and the ROS path's observer log both
+    are judged here."""
+    t, pos, quat = np.asarray(t, float), np.asarray(pos, float), np.asarray(quat, float)
+    out = CourseResult()
+    if len(t) < 2:
+        out.fell = fell_at is not None
+        out.segments = [SegmentResult(g.name, g.command, reached=False) for g in course]
+        return out
+    dt = np.diff(t)
+    yaw = np.array([yaw_of(q) for q in quat])
+    dyaw = (np.diff(yaw) + math.pi) % (2 * math.pi) - math.pi
+    vw = np.diff(pos[:, :2], axis=0) / dt[:, None]
+    ym = yaw[:-1] + 0.5 * dyaw                      # heading halfway through each interval
+    c, s = np.cos(ym), np.sin(ym)
+    v = np.stack([c * vw[:, 0] + s * vw[:, 1], -s * vw[:, 0] + c * vw[:, 1], dyaw / dt], axis=1)
+    tm = t[1:]
+    period = period_s if period_s else float(np.median(dt))
+    window = max(1, int(round(period / float(np.median(dt)))))
+    kernel = np.ones(window) / window
+    avg = np.stack([np.convolve(v[:, j], kernel, mode="full")[: len(v)] / np.minimum(np.arange(1, len(v) + 1), window)
+                    * window for j in range(3)], axis=1)   # trailing mean over one period (shorter at the start)
+    end = t[-1] if fell_at is None else fell_at
+    t0 = 0.0
+    for g in course:
+        res = SegmentResult(g.name, g.command)
+        out.segments.append(res)
+        if t0 >= end or out.fell:
+            res.reached = False
+            t0 += g.seconds
+            continue
+        sel = (tm > t0 + settle_s) & (tm <= min(t0 + g.seconds, end))
+        if fell_at is not None and t0 <= fell_at < t0 + g.seconds:
+            res.fell = out.fell = True
+        if sel.any():
+            cmd = np.array(g.command)
+            res.achieved = tuple(float(x) for x in v[sel].mean(axis=0))
+            res.rmse = tuple(float(x) for x in np.sqrt(((avg[sel] - cmd) ** 2).mean(axis=0)))
+            e, d = v[sel, :2] - cmd[:2], dt[sel]
+            cs, sn = c[sel], s[sel]
+            drift = np.array([(d * (cs * e[:, 0] - sn * e[:, 1])).sum(), (d * (sn * e[:, 0] + cs * e[:, 1])).sum()])
+            res.drift_m, res.heading_drift = float(np.hypot(*drift)), float((d * (v[sel, 2] - cmd[2])).sum())
+            res.lateral_m = float((d * e[:, 1]).sum())
+        t0 += g.seconds
+    out.seconds = float(end - t[0])
+    return out
+
+
 def run_course(env, course=COURSE, expert=None, policy=None, adaptation=None,
                hold: HeadingHoldConfig | None = None, cfg: CourseConfig = CourseConfig()) -> CourseResult:
     """One walk of `course` on a `WtwSimEnv`. The command goes into the observation's command slots
     (`env.builder.set_velocity`) each tick, after `hold` (a heading hold, as the controller applies
     it) when given. Driven by `policy(x)` (actor input -> action, needs `adaptation` for the latent)
-    or else by `expert` (a `GaitExpert(env, params, commanded=True)`)."""
+    or else by `expert` (a `GaitExpert(env, params, commanded=True)`). Judged by `judge_course`."""
     from .verdict import WalkCriteria
     from .walk import LatentFiller
 
@@ -130,8 +167,8 @@ def run_course(env, course=COURSE, expert=None, policy=None, adaptation=None,
         raise MaaError("run_course: the expert must be commanded (GaitExpert(..., commanded=True))")
     crit = WalkCriteria(min_height=cfg.min_height, max_tilt=cfg.max_tilt)
     dt = env.wtw.dt
-    env.reset("stand")
     env.builder.set_velocity(0.0, 0.0, 0.0)
+    env.reset("stand")
     zero = np.zeros(env.wtw.num_actions)
     for _ in range(cfg.warmup_steps):
         env.step(zero)
@@ -139,50 +176,27 @@ def run_course(env, course=COURSE, expert=None, policy=None, adaptation=None,
         expert.reset()
     filler = LatentFiller(env.builder, adaptation) if policy is not None else None
     heading = HeadingHold(hold, dt) if hold is not None else None
-    d, sim = env.sim.data, env.sim
-    window = max(1, int(round(1.0 / (float(env.builder.commands[4]) * dt))))  # one gait period
-    recent = np.zeros((window, 3))
-    out = CourseResult()
-    n_total = 0
-    for seg in course:
-        res = SegmentResult(seg.name, seg.command)
-        out.segments.append(res)
-        if out.fell:
-            res.reached = False
-            continue
-        n = int(round(seg.seconds / dt))
-        first = int(round(cfg.settle_s / dt))
-        got, err_sq, drift, head_drift = [], [], np.zeros(2), 0.0
-        for k in range(n):
-            vx, vy, wz = seg.command
-            if heading is not None:
-                wz = heading.update(wz, yaw_of(env.state.quat))
-            env.builder.set_velocity(vx, vy, wz)
-            if filler is not None:
-                filler.fill()
-                a = np.asarray(policy(filler.x), dtype=np.float64).reshape(-1)
-            else:
-                a = expert.act()
-            env.step(a)
-            yaw = yaw_of(d.qpos[3:7])
-            c, s = math.cos(yaw), math.sin(yaw)
-            v = np.array([c * d.qvel[0] + s * d.qvel[1], -s * d.qvel[0] + c * d.qvel[1],
-                          float(d.xmat[sim.trunk_id].reshape(3, 3)[2] @ d.qvel[3:6])])  # world yaw rate
-            recent[n_total % window] = v
-            n_total += 1
-            if k >= first:
-                avg = recent.mean(axis=0) if n_total >= window else recent[:n_total].mean(axis=0)
-                got.append(v)
-                err_sq.append((avg - np.array(seg.command)) ** 2)
-                e = v[:2] - np.array(seg.command[:2])
-                drift += dt * np.array([c * e[0] - s * e[1], s * e[0] + c * e[1]])
-                head_drift += dt * (v[2] - seg.command[2])
-            if crit.fell(d.qpos[2], d.qpos[3:7]):
-                res.fell = out.fell = True
-                break
-        out.seconds += (k + 1) * dt
-        if got:
-            res.achieved = tuple(float(x) for x in np.mean(got, axis=0))
-            res.rmse = tuple(float(x) for x in np.sqrt(np.mean(err_sq, axis=0)))
-            res.drift_m, res.heading_drift = float(np.hypot(*drift)), float(head_drift)
-    return out
+    d = env.sim.data
+    n = int(round(sum(g.seconds for g in course) / dt))
+    cmds = course_commands(course, dt, n)
+    ts, pos, quat = [0.0], [d.qpos[0:3].copy()], [d.qpos[3:7].copy()]
+    fell_at = None
+    for k in range(n):
+        vx, vy, wz = cmds[k]
+        if heading is not None:
+            wz = heading.update(wz, yaw_of(env.state.quat))
+        env.builder.set_velocity(vx, vy, wz)
+        if filler is not None:
+            filler.fill()
+            a = np.asarray(policy(filler.x), dtype=np.float64).reshape(-1)
+        else:
+            a = expert.act()
+        env.step(a)
+        ts.append((k + 1) * dt)
+        pos.append(d.qpos[0:3].copy())
+        quat.append(d.qpos[3:7].copy())
+        if crit.fell(d.qpos[2], d.qpos[3:7]):
+            fell_at = (k + 1) * dt
+            break
+    period = 1.0 / float(env.builder.commands[4])
+    return judge_course(np.array(ts), np.array(pos), np.array(quat), course, fell_at, cfg.settle_s, period)

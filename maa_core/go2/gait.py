@@ -2,18 +2,24 @@
 
 It reads privileged simulator state (base velocity and attitude) and writes walk-these-ways raw
 actions, so its output goes through the same `ActionMapper` and PD gains (kp 20, kd 0.5) as every
-actor the controller runs. Per tick:
+actor the controller runs. It follows a planar body-frame command (vx, vy, yaw rate): the gait's
+forward speed (`GaitParams.speed`, the data path's walks), or, with `commanded=True`, the velocity
+command slots of the controller's observation (`ObservationBuilder.commands[0:3]`, what a student
+reads). The command is rate-limited (`accel`, `yaw_accel`). Per tick:
 
   * phase: each foot's phase comes from the controller's own gait clock (`ObservationBuilder.gait_index`
     with the phase offsets of the config's gait command), so a student sees the same clock in its
     observation that the expert followed;
   * foot targets in a yaw-aligned, gravity-aligned frame: stance feet sweep back at the commanded
-    speed, swing feet follow a raised cycloid to a Raibert touchdown point
-    (`v T_stance / 2 + k (v - v_cmd)`); a height/pitch/roll correction shifts the stance feet;
+    planar velocity of their own hip, `v + w x r` (so a yaw-rate command turns the feet about the
+    trunk), swing feet follow a raised cycloid to a Raibert touchdown point
+    (`u T_stance / 2 + k (v - v_cmd)` in x and y); a height/pitch/roll correction shifts the stance feet;
   * the targets are rotated into the body frame (so the feet stay level when the trunk tilts) and
     solved by the leg's closed-form inverse kinematics;
-  * stance legs get a feed-forward torque `J^T f` (weight share and a horizontal push) expressed as a
-    position offset `tau / kp`, because the deployment interface is a PD target, not a torque.
+  * stance legs get a feed-forward torque `J^T f` (weight share, a horizontal push towards the
+    commanded velocity plus the centripetal force of an arc, and a yaw moment from the yaw-rate
+    error and its bounded integral, i.e. the heading the command implies) expressed as a position
+    offset `tau / kp`, because the deployment interface is a PD target, not a torque.
 """
 from __future__ import annotations
 
@@ -37,22 +43,30 @@ class GaitParams:
     swing_height: float = 0.08        # foot clearance at mid-swing
     duty: float = 0.5                 # stance fraction of a cycle
     stance_width: float = 0.0         # extra lateral foot offset (each side)
-    foot_x_offset: float = 0.0        # forward offset of every nominal foot position
-    raibert_gain: float = 0.08        # touchdown shift per m/s of forward velocity error (s)
-    lateral_gain: float = 0.08        # lateral touchdown shift per m/s of sideways velocity (s)
+    foot_x_offset: float = 0.04       # forward offset of every nominal foot position: under the centre of mass
+                                      # (0 leaves the trunk pitched ~0.1 rad nose-down at a standstill)
+    foot_x_per_speed: float = -0.06   # ... plus this much per m/s of commanded vx (s): walking forward pitches
+                                      # the nose up, backward down (measured; 0 falls walking back at -0.5 m/s)
+    raibert_gain: float = 0.12        # touchdown shift per m/s of forward velocity error (s)
+    lateral_gain: float = 0.08        # lateral touchdown shift per m/s of sideways velocity error (s)
     weight_share: float = 1.0         # fraction of body weight the stance feed-forward carries
     height_kp: float = 150.0          # vertical acceleration per m of height error (1/s^2)
     height_kd: float = 10.0           # ... per m/s of vertical velocity (1/s)
-    pitch_kp: float = 400.0           # front/rear force split per rad of pitch (N/rad)
-    pitch_kd: float = 10.0            # ... per rad/s (N s/rad)
-    roll_kp: float = 400.0            # left/right force split per rad of roll (N/rad)
-    roll_kd: float = 10.0
-    speed_kp: float = 10.0            # forward acceleration per m/s of velocity error (1/s)
-    lateral_kp: float = 2.0           # sideways acceleration per m/s of sideways velocity (1/s)
-    yaw_kp: float = 60.0              # left/right push split per rad of heading drift (N/rad)
-    yaw_kd: float = 5.0
-    accel: float = 0.5                # the commanded speed ramps up from 0 at this rate (m/s^2)
-    max_push: float = 25.0            # bound on the forward feed-forward force per stance foot (N)
+    pitch_kp: float = 150.0           # restoring pitch moment per rad of pitch (N m/rad; stance vertical-force split)
+    pitch_kd: float = 4.0             # ... per rad/s (N m s/rad)
+    roll_kp: float = 110.0            # restoring roll moment per rad of roll (N m/rad)
+    roll_kd: float = 8.0
+    speed_kp: float = 30.0            # forward acceleration per m/s of velocity error (1/s)
+    lateral_kp: float = 10.0          # sideways acceleration per m/s of sideways velocity error (1/s)
+    yaw_rate_kp: float = 5.0          # left/right push split per rad/s of yaw-rate error (N s/rad)
+    yaw_rate_ki: float = 60.0         # ... per rad of integrated yaw-rate error (the commanded heading) (N/rad)
+    yaw_track_max: float = 0.3        # bound on that integrated error (rad): a blocked turn does not wind up
+    accel: float = 1.0                # the command ramps towards its target at this rate (m/s^2; from 0 at start;
+                                      # 0.5 left vx/vy RMSE 0.10/0.15 on the course from the ramps alone)
+    yaw_accel: float = 3.0            # ... and the yaw-rate command at this rate (rad/s^2)
+    level_stiffness: float = 0.5      # fraction of trunk roll/pitch the stance legs' targets undo (0: feet level)
+    moment_ff: float = 1.0            # fraction of the pushes' pitch/roll moment the force split cancels
+    max_push: float = 60.0            # bound on the horizontal feed-forward force per stance foot and axis (N)
 
     def with_(self, **kw) -> "GaitParams":
         return replace(self, **kw)
@@ -66,7 +80,7 @@ class GaitRange:
     swing_height: tuple = (0.07, 0.11)
     duty: tuple = (0.5, 0.6)
     stance_width: tuple = (-0.01, 0.03)
-    foot_x_offset: tuple = (-0.03, -0.01)
+    foot_x_offset: tuple = (0.025, 0.055)
 
     def sample(self, rng: np.random.Generator, base: GaitParams = GaitParams()) -> GaitParams:
         return base.with_(**{k: float(rng.uniform(*getattr(self, k))) for k in
@@ -138,11 +152,20 @@ def rot_rp(roll: float, pitch: float) -> np.ndarray:
     return ry @ rx
 
 
-class GaitExpert:
-    """Trot expert acting on a `WtwSimEnv` (see module docstring). `act()` -> raw action (policy order)."""
+def _toward(x: float, target: float, step: float) -> float:
+    return x + min(step, max(-step, target - x))
 
-    def __init__(self, env, params: GaitParams = GaitParams()):
-        self.env, self.p = env, params
+
+class GaitExpert:
+    """Trot expert acting on a `WtwSimEnv` (see module docstring). `act()` -> raw action (policy order).
+
+    `commanded=False`: walks forward at `params.speed` (the data path's walks; the observation's
+    command slots are left as they are). `commanded=True`: tracks `env.builder.commands[0:3]`
+    (vx, vy in m/s, yaw rate in rad/s, body frame), which whoever drives the walk sets with
+    `env.builder.set_velocity` (course.py, a DAgger loop), so expert and student read one command."""
+
+    def __init__(self, env, params: GaitParams = GaitParams(), commanded: bool = False):
+        self.env, self.p, self.commanded = env, params, commanded
         cfg = env.cfg
         self.legs = [LegKinematics(cfg, n) for n in LEG_NAMES]
         self.mass = float(np.sum(env.sim.model.body_mass))
@@ -156,60 +179,93 @@ class GaitExpert:
         self.kp = float(env.wtw.kp)
         self.clip = float(env.wtw.clip_actions)
         self.foot_radius = float(cfg.sim["foot_radius"])
-        self._yaw0, self._t = None, 0.0
+        p = params
+        # nominal foot positions (trunk frame, level) and the side/end signs of each leg
+        self.nominal = np.array([[leg.hip[0] + p.foot_x_offset, leg.hip[1] + leg.y0 + leg.sy * p.stance_width,
+                                  -p.body_height] for leg in self.legs])
+        self.sx = np.array([1.0 if n[0] == "F" else -1.0 for n in LEG_NAMES])
+        self.reset()
 
     def reset(self) -> None:
-        self._yaw0, self._t = None, 0.0
+        self._yaw_ref = None
+        self.command = np.zeros(3)   # the rate-limited command being tracked (vx, vy, yaw rate)
 
-    def speed_command(self) -> float:
-        return min(self.p.speed, self.p.accel * self._t)
+    def target(self) -> np.ndarray:
+        """The command the expert ramps towards."""
+        if self.commanded:
+            return np.asarray(self.env.builder.commands[0:3], dtype=float)
+        return np.array([self.p.speed, 0.0, 0.0])
 
     def phases(self) -> np.ndarray:
         return (self.env.builder.gait_index + self.offsets) % 1.0
 
     def act(self) -> np.ndarray:
         p, env = self.p, self.env
-        d = env.sim.data
+        d, dt = env.sim.data, env.wtw.dt
         roll, pitch, yaw = quat_to_rpy(d.qpos[3:7])
-        if self._yaw0 is None:
-            self._yaw0 = yaw
-        v_cmd = self.speed_command()
-        self._t += self.env.wtw.dt
+        tgt, c = self.target(), self.command
+        c[0] = _toward(c[0], tgt[0], p.accel * dt)
+        c[1] = _toward(c[1], tgt[1], p.accel * dt)
+        c[2] = _toward(c[2], tgt[2], p.yaw_accel * dt)
+        vx_c, vy_c, wz_c = c
+        # the heading the yaw-rate command implies: its error is the integral of the yaw-rate error (bounded)
+        if self._yaw_ref is None:
+            self._yaw_ref = yaw
+        yaw_err = (yaw - self._yaw_ref + math.pi) % (2 * math.pi) - math.pi
+        if abs(yaw_err) > p.yaw_track_max:
+            yaw_err = math.copysign(p.yaw_track_max, yaw_err)
+            self._yaw_ref = yaw - yaw_err
+        self._yaw_ref += wz_c * dt
         wx, wy, wz = d.qvel[3:6]                      # body-frame angular velocity
         cy, sy = math.cos(yaw), math.sin(yaw)
         vx = cy * d.qvel[0] + sy * d.qvel[1]
         vy = -sy * d.qvel[0] + cy * d.qvel[1]
         height = float(d.qpos[2]) - self.foot_radius
         R = rot_rp(roll, pitch)                       # body -> level frame
+        # stance targets level only the rest of the tilt: the leg's position loop then also levels the trunk
+        R_stance = rot_rp((1.0 - p.level_stiffness) * roll, (1.0 - p.level_stiffness) * pitch)
         t_stance = p.duty / self.freq
-        yaw_err = (yaw - self._yaw0 + math.pi) % (2 * math.pi) - math.pi
         phases = self.phases()
         stance = phases < p.duty
         n = max(1, int(stance.sum()))
         m = self.mass
         fz = m * (p.weight_share * GRAVITY + p.height_kp * (p.body_height - height) - p.height_kd * d.qvel[2]) / n
-        fx = float(np.clip(m * p.speed_kp * (v_cmd - vx) / n, -p.max_push, p.max_push))
-        fy = -m * p.lateral_kp * vy / n
-        m_pitch = p.pitch_kp * pitch + p.pitch_kd * wy
-        m_roll = p.roll_kp * roll + p.roll_kd * wx
-        m_yaw = p.yaw_kp * yaw_err + p.yaw_kd * wz
-        step = v_cmd * t_stance
-        action = np.zeros((4, 3))
+        # push towards the commanded velocity, plus the centripetal force of an arc (a = w x v)
+        fx = float(np.clip(m * (p.speed_kp * (vx_c - vx) - wz_c * vy_c) / n, -p.max_push, p.max_push))
+        fy = float(np.clip(m * (p.lateral_kp * (vy_c - vy) + wz_c * vx_c) / n, -p.max_push, p.max_push))
+        # roll/pitch moment wanted about the centre of mass (level frame, N m): attitude feedback, plus
+        # cancelling the moment the horizontal pushes exert from the feet a body height below it
+        m_yaw = p.yaw_rate_ki * yaw_err + p.yaw_rate_kp * (wz - wz_c)  # left/right push split (N)
+        h = p.body_height
+        tau = np.array([-(p.roll_kp * roll + p.roll_kd * wx) - p.moment_ff * h * fy * n,
+                        -(p.pitch_kp * pitch + p.pitch_kd * wy) + p.moment_ff * h * fx * n])
+        feet = np.zeros((4, 3))
         for i, leg in enumerate(self.legs):
-            sxi, syi = (1.0 if LEG_NAMES[i][0] == "F" else -1.0), leg.sy
-            nominal = np.array([leg.hip[0] + p.foot_x_offset, leg.hip[1] + leg.y0 + syi * p.stance_width, -p.body_height])
+            nominal = self.nominal[i] + np.array([p.foot_x_per_speed * vx_c, 0.0, 0.0])
+            # the commanded planar velocity of this foot's hip: v + w x r
+            step = t_stance * np.array([vx_c - wz_c * nominal[1], vy_c + wz_c * nominal[0]])
             if stance[i]:
                 s = phases[i] / p.duty
-                foot = nominal + np.array([(0.5 - s) * step, 0.0, 0.0])
+                feet[i] = nominal + np.array([(0.5 - s) * step[0], (0.5 - s) * step[1], 0.0])
             else:
                 s = (phases[i] - p.duty) / (1.0 - p.duty)
                 smooth = s - math.sin(2 * math.pi * s) / (2 * math.pi)  # cycloid 0..1
-                x_lift, x_td = -0.5 * step, 0.5 * step + p.raibert_gain * (vx - v_cmd)
-                foot = nominal + np.array([x_lift + (x_td - x_lift) * smooth, p.lateral_gain * vy * smooth,
-                                           p.swing_height * math.sin(math.pi * s)])
-            q = leg.inverse(R.T @ foot)
+                lift = -0.5 * step
+                td = 0.5 * step + np.array([p.raibert_gain * (vx - vx_c), p.lateral_gain * (vy - vy_c)])
+                feet[i] = nominal + np.array([lift[0] + (td[0] - lift[0]) * smooth, lift[1] + (td[1] - lift[1]) * smooth,
+                                              p.swing_height * math.sin(math.pi * s)])
+        # the smallest vertical-force changes on the stance feet with no net force and that moment: a diagonal
+        # pair can only turn about the axis across its diagonal, so a pitch correction does not become a roll push
+        st = np.flatnonzero(stance)
+        dfz = np.zeros(4)
+        if len(st) > 1:
+            A = np.vstack([np.ones(len(st)), feet[st, 1], -feet[st, 0]])
+            dfz[st] = np.linalg.lstsq(A, np.array([0.0, tau[0], tau[1]]), rcond=1e-6)[0]
+        action = np.zeros((4, 3))
+        for i, leg in enumerate(self.legs):
+            q = leg.inverse((R_stance if stance[i] else R).T @ feet[i])
             if stance[i]:
-                grf = np.array([fx + syi * m_yaw, fy, fz + sxi * m_pitch - syi * m_roll])  # on the robot, level frame
+                grf = np.array([fx + leg.sy * m_yaw, fy, fz + dfz[i]])  # on the robot, level frame
                 q = q + leg.jacobian(q).T @ (R.T @ -grf) / self.kp
             action[i] = (q - self.default[i]) / self.scale[i]
         return np.clip(action.reshape(-1), -self.clip, self.clip)

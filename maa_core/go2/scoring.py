@@ -4,9 +4,13 @@ in the MuJoCo Go2 (maa_core.go2.sim) from the stand pose, inside the walk-these-
 
   * `StandScorer` ("go2"): fraction of `steps` policy steps before the robot falls or an action
     leaves the safety bound; a candidate that falls at once scores 0 and is marked invalid;
-  * `WalkScorer` ("go2-walk"): as "go2", and a candidate that stays up the whole rollout scores
-    1 + its forward speed along its initial heading (m/s, >= 0): among the ones that stand, the one
-    that walks. Two rollouts (from the stand pose, and after standing 30 steps); the worse counts.
+  * `WalkScorer` ("go2-walk"): as "go2", driven along a short command course (`SCREEN_COURSE`:
+    forward, a turn in place, backward, sideways, stop; scaled to `steps`) through the observation's
+    command slots, as an operator would drive it; a candidate that stays up the whole rollout scores
+    1 + 1 / (1 + E), E = its tracking error in units of the acceptance bounds
+    (RMSE vx / 0.1 m/s + vy / 0.1 m/s + yaw rate / 0.2 rad/s, gait-period averaged): among the ones
+    that stand, the one that goes where it is told. Two rollouts (from the stand pose, and after
+    standing 30 steps); the worse counts.
 
 `__call__` scores one actor; `score_all` scores many in lock-step (`sim.lockstep.WtwWorlds`: one
 world per candidate and start, one batched policy evaluation per tick for all of them, a candidate
@@ -22,7 +26,59 @@ import torch
 
 from ..errors import check
 from ..specs import Actor, PolicySpec
-from .verdict import WalkCriteria, forward_lateral, heading
+from .commands import Segment, course_commands
+from .verdict import WalkCriteria
+
+# the screening course, in fractions of the rollout (1000 steps = 20 s: 6 s forward, 3 s turning, ...)
+SCREEN_COURSE = (Segment("forward", 0.3, vx=0.6), Segment("turn left", 0.15, yaw_rate=1.0),
+                 Segment("backward", 0.25, vx=-0.4), Segment("lateral", 0.15, vy=0.3), Segment("stop", 0.15))
+TRACKING_UNITS = np.array([0.1, 0.1, 0.2])   # m/s, m/s, rad/s: the course acceptance bounds (issue #15)
+SETTLE_S = 1.0                                # each segment is judged from this long after its start
+
+
+class Tracking:
+    """Gait-period-averaged tracking error of N worlds against a per-tick command (`course.py`'s
+    measure, vectorized): `add(t, qpos, qvel)` after each policy step, `error()` -> (N,) E."""
+
+    def __init__(self, n: int, cmds: np.ndarray, judged: np.ndarray, window: int):
+        self.cmds, self.judged, self.window = cmds, judged, max(1, window)
+        self.recent = np.zeros((n, self.window, 3))
+        self.sq = np.zeros((n, 3))
+        self.count = 0
+
+    def keep(self, idx) -> None:
+        self.recent, self.sq = self.recent[idx], self.sq[idx]
+
+    def add(self, t: int, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        w, x, y, z = qpos[:, 3:7].T
+        yaw = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+        c, s = np.cos(yaw), np.sin(yaw)
+        zrow = np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=1)
+        v = np.stack([c * qvel[:, 0] + s * qvel[:, 1], -s * qvel[:, 0] + c * qvel[:, 1],
+                      np.einsum("ij,ij->i", zrow, qvel[:, 3:6])], axis=1)   # body vx, vy; world yaw rate
+        self.recent[:, t % self.window] = v
+        if self.judged[t]:
+            avg = self.recent.mean(axis=1) if t + 1 >= self.window else self.recent[:, : t + 1].mean(axis=1)
+            self.sq += (avg - self.cmds[t]) ** 2
+            self.count += 1
+
+    def error(self) -> np.ndarray:
+        rmse = np.sqrt(self.sq / max(self.count, 1))
+        return (rmse / TRACKING_UNITS).sum(axis=1)
+
+
+def screen_commands(steps: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, 3) per-tick command of `SCREEN_COURSE` scaled to `steps`, and which ticks are judged."""
+    total = steps * dt
+    course = tuple(Segment(g.name, g.seconds * total, g.vx, g.vy, g.yaw_rate) for g in SCREEN_COURSE)
+    cmds = course_commands(course, dt, steps)
+    judged = np.zeros(steps, dtype=bool)
+    k = 0
+    for g in course:
+        m = int(round(g.seconds / dt))
+        judged[k + min(m, int(round(SETTLE_S / dt))): k + m] = True
+        k += m
+    return cmds, judged
 
 
 class StandScorer:
@@ -52,16 +108,23 @@ class StandScorer:
         self.last_world_steps = 0  # policy steps the last `score_all` simulated, all worlds together
 
     def __call__(self, actor: Actor, warmup_steps: int = 0) -> float:
+        b = self.env.builder
+        b.set_velocity(0.0, 0.0, 0.0)
         self.env.reset("stand")
         for _ in range(warmup_steps):  # standing at the policy gains before the actor takes over
             self.env.step(np.zeros(self.env.wtw.num_actions))
         sim = self.env.sim
-        self._start, self._quat0 = sim.base_position(), sim.data.qpos[3:7].copy()
+        cmds, judged = screen_commands(self.steps, self.env.wtw.dt)
+        self._track = Tracking(1, cmds, judged, self._window()) if self.commanded else None
         for t in range(self.steps):
+            if self._track is not None:
+                b.set_velocity(*cmds[t])
             a = self.runner.run(actor)
             if not np.isfinite(a).all() or np.abs(a).max() > self.bound:
                 return t / self.steps
             self.env.step(a)
+            if self._track is not None:
+                self._track.add(t, sim.data.qpos[None], sim.data.qvel[None])
             if self.crit.fell(sim.base_position()[2], sim.data.qpos[3:7]):
                 return t / self.steps
         return 1.0
@@ -71,6 +134,7 @@ class StandScorer:
         """The state `__call__` reaches before the actor's first step (reset, `warmup_steps` standing)."""
         from .sim.lockstep import WorldStart
         if warmup_steps not in self._starts:
+            self.env.builder.set_velocity(0.0, 0.0, 0.0)
             self.env.reset("stand")
             for _ in range(warmup_steps):
                 self.env.step(np.zeros(self.env.wtw.num_actions))
@@ -111,10 +175,12 @@ class StandScorer:
                 f.result()
         return np.concatenate(out)
 
+    commanded = False   # WalkScorer: drive the rollouts along SCREEN_COURSE and measure the tracking
+
     def _lockstep(self, actors: Sequence[Actor]):
-        """Every actor from every start in `warmups`, all in lock-step. Returns (fail, xy, starts):
-        fail (K,) the policy step at which an actor's first rollout failed (fell, or an action out of
-        bound; -1: none did), xy (K, W, 2) trunk positions at the end (meaningful where fail is -1).
+        """Every actor from every start in `warmups`, all in lock-step. Returns (fail, err): fail (K,)
+        the policy step at which an actor's first rollout failed (fell, or an action out of bound;
+        -1: none did), err (K, W) each rollout's tracking error E (`commanded` scorers; else 0).
         None when the actors are not plain MLPs of one shape."""
         from .inference import StackedMlp
         from .sim.lockstep import WtwWorlds
@@ -123,7 +189,9 @@ class StandScorer:
         policy = StackedMlp.of(actors)
         if policy is None:  # not plain MLPs of one shape: one at a time
             return None
-        fail, xy = np.full(K, -1), np.zeros((K, W, 2))
+        fail, err = np.full(K, -1), np.zeros((K, W))
+        cmds, judged = screen_commands(self.steps, self.env.wtw.dt)
+        track = Tracking(K * W, cmds, judged, self._window()) if self.commanded else None
         alive = np.arange(K)  # candidates still running; their worlds are alive*W .. alive*W + W-1
         hist = self.env.wtw.history_dim
         adaptation = self.runner.adaptation
@@ -137,6 +205,8 @@ class StandScorer:
                 alive = alive[~bad]
                 policy.keep(np.flatnonzero(~bad))
                 worlds.keep(np.flatnonzero(np.repeat(~bad, W)))
+                if track is not None:
+                    track.keep(np.flatnonzero(np.repeat(~bad, W)))
 
         def tick(lo: int, hi: int) -> np.ndarray:
             """Policy step of candidates lo..hi-1 (of `alive`): latent, action, simulator. Returns which
@@ -155,27 +225,35 @@ class StandScorer:
         with WtwWorlds(self.env, [s for _ in range(K) for s in starts]) as worlds:
             for t in range(self.steps):
                 self.last_world_steps += len(worlds)
+                if track is not None:
+                    worlds.set_velocity(*cmds[t])
                 worlds.tick_clocks()
                 bad = self._tick_all(tick, len(alive), pool)
+                if track is not None:
+                    track.add(t, worlds.qpos, worlds.qvel)
                 fell = self.crit.fell_many(worlds.base_position[:, 2], worlds.base_quat)
                 stop(bad | fell, t)  # out of bound or fallen at step t: both score t / steps
                 if len(alive) == 0:
                     break
-            if len(alive):
-                xy[alive] = worlds.base_position[:, :2].reshape(len(alive), W, 2)
-        return fail, xy, starts
+            if len(alive) and track is not None:
+                err[alive] = track.error().reshape(len(alive), W)
+        return fail, err
+
+    def _window(self) -> int:
+        """One gait period in policy steps (the tracking average's window)."""
+        return max(1, int(round(1.0 / (float(self.env.builder.commands[4]) * self.env.wtw.dt))))
 
     def score_all(self, actors: Sequence[Actor]) -> np.ndarray:
         """`__call__` of every actor, in lock-step."""
         got = self._lockstep(actors)
         if got is None:
             return np.array([self(a) for a in actors])
-        fail = got[0]
-        return np.where(fail >= 0, fail / self.steps, 1.0)
+        return np.where(got[0] >= 0, got[0] / self.steps, 1.0)
 
 
 class WalkScorer(StandScorer):
     name = "go2-walk"
+    commanded = True
     # two starts, the worse one counts: straight from the stand pose (as the controller's STAND_UP -> RUN) and
     # after standing 30 policy steps (as the students were trained); marginal actors walk from one and not the other
     warmups = (0, 30)
@@ -187,18 +265,11 @@ class WalkScorer(StandScorer):
         survived = super().__call__(actor, warmup_steps)
         if survived < 1.0:
             return survived
-        forward, _ = forward_lateral(self.env.sim.base_position()[:2] - self._start[:2], heading(self._quat0))
-        return 1.0 + max(0.0, forward / (self.steps * self.env.wtw.dt))
+        return 1.0 + 1.0 / (1.0 + float(self._track.error()[0]))
 
     def score_all(self, actors: Sequence[Actor]) -> np.ndarray:
         got = self._lockstep(actors)
         if got is None:
             return np.array([self(a) for a in actors])
-        fail, xy, starts = got
-        out = np.where(fail >= 0, fail / self.steps, np.inf)
-        for w, s in enumerate(starts):
-            p0, head = s.data.qpos[0:2], heading(s.data.qpos[3:7])
-            for k in np.flatnonzero(fail < 0):
-                forward, _ = forward_lateral(xy[k, w] - p0, head)
-                out[k] = min(out[k], 1.0 + max(0.0, forward / (self.steps * self.env.wtw.dt)))
-        return out
+        fail, err = got
+        return np.where(fail >= 0, fail / self.steps, 1.0 + 1.0 / (1.0 + err.max(axis=1)))

@@ -27,14 +27,16 @@ class LatentFiller:
 
 def walk(env, adaptation, policy, seconds: float, crit: WalkCriteria = WalkCriteria(), expert=None,
          action_noise: float = 0.0, rng: np.random.Generator | None = None, record: bool = False,
-         inputs: bool = False, record_from: float = 0.0) -> WalkResult:
+         inputs: bool = False, record_from: float = 0.0, course=None) -> WalkResult:
     """Stand for `crit.warmup_steps`, then run `policy` for `seconds` on a `WtwSimEnv`.
 
     `policy(x)` maps the actor input (1, 2102) tensor to a (12,) action; `expert` (a `GaitExpert`),
     when given, labels every visited input (and drives when `policy` is None). Gaussian
     `action_noise` perturbs the executed action (DAgger / noise-injection data). `record` keeps the
     controller's step rows from `record_from` seconds on (steady walking, like a recorded prompt;
-    the whole walk when it fell before)."""
+    the whole walk when it fell before). `course` (segments, `course.py`) sets the observation's
+    velocity command each tick (what a commanded expert and a student both read); without it the
+    command slots stay as they are."""
     env.reset("stand")
     filler = LatentFiller(env.builder, adaptation)
     zero = np.zeros(env.wtw.num_actions)
@@ -46,12 +48,20 @@ def walk(env, adaptation, policy, seconds: float, crit: WalkCriteria = WalkCrite
     head = heading(d.qpos[3:7])
     x0 = d.qpos[0:2].copy()
     n = int(round(seconds / env.wtw.dt))
+    cmds = None
+    env.builder.set_velocity(0.0, 0.0, 0.0)   # no course: a zero command, whatever the last walk left
+    if course is not None:
+        from .commands import course_commands
+
+        cmds = course_commands(course, env.wtw.dt, n)
     obs, acts, ins, labels, contacts = [], [], [], [], np.zeros((n, 4), dtype=bool)
     fell, steps = False, 0
     first_rec = int(round(record_from / env.wtw.dt))
     steady_k = int(round(crit.steady_from / env.wtw.dt))
     x_steady = None
     for k in range(n):
+        if cmds is not None:
+            env.builder.set_velocity(*cmds[k])
         filler.fill()
         label = expert.act() if expert is not None else None
         if policy is not None:
@@ -88,9 +98,11 @@ def walk(env, adaptation, policy, seconds: float, crit: WalkCriteria = WalkCrite
 
 
 
-def walk_actor(actor, wtw_run_dir: str, seconds: float, record_poses: bool = False):
-    """A (generated) actor walking `seconds` in the in-process sim, after standing `warmup_steps`.
-    Returns (WalkResult, poses) with poses (T, 19) = base position, quaternion, motor q (or None)."""
+def walk_actor(actor, wtw_run_dir: str, seconds: float, record_poses: bool = False, vx: float = 0.6):
+    """A (generated) actor walking `seconds` in the in-process sim, after standing `warmup_steps`,
+    commanded straight ahead at `vx` m/s. Returns (WalkResult, poses) with poses (T, 19) = base
+    position, quaternion, motor q (or None)."""
+    from .commands import Segment
     from .sim.env import make_env
 
     env, adaptation = make_env(wtw_run_dir)
@@ -103,5 +115,5 @@ def walk_actor(actor, wtw_run_dir: str, seconds: float, record_poses: bool = Fal
             poses.append(np.concatenate([d.qpos[0:7], d.qpos[sim.qadr]]))
         with torch.inference_mode():
             return actor(x)[0].numpy()
-    res = walk(env, adaptation, policy, seconds)
+    res = walk(env, adaptation, policy, seconds, course=(Segment("straight", seconds, vx=vx),))
     return res, (np.asarray(poses) if record_poses else None)

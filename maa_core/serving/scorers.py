@@ -31,8 +31,8 @@ SCORERS = {"go2": _go2_stand, "go2-walk": _go2_walk}
 
 
 def make_scorer(name: str, steps: int, spec: PolicySpec, wtw_run_dir: str = "") -> Scorer:
-    """The scorer `name` names: "go2" (stays up), "go2-walk" (stays up, then walks fastest; both in
-    maa_core.go2.scoring) or a MetaWorld / Robosuite task (maa_core.envs.scoring). MaaError when it
+    """The scorer `name` names: "go2" (stays up), "go2-walk" (stays up along a command course, then
+    tracks it best; both in maa_core.go2.scoring) or a MetaWorld / Robosuite task (maa_core.envs.scoring). MaaError when it
     cannot be built."""
     check(steps >= 1, f"sim_screen_steps must be >= 1, got {steps}")
     if name in SCORERS:

@@ -116,6 +116,12 @@ class WtwWorlds:
         for name in ("input", "actions", "last_actions", "qpos", "qvel", "imu_quat", "ctrl", "_clock_of"):
             setattr(self, name, getattr(self, name)[idx])
 
+    def set_velocity(self, vx: float, vy: float, yaw_rate: float) -> None:
+        """ObservationBuilder.set_velocity for every world (one command for all: the screening course)."""
+        b = self._clocks[0]
+        b.set_velocity(vx, vy, yaw_rate)
+        np.multiply(b.commands, b.commands_scale, out=self._cmd_obs[self._sl_cmd], casting="unsafe")
+
     def tick_clocks(self) -> None:
         """ObservationBuilder.step_clock of this policy step (once per step, before `step_rows`)."""
         for i, c in enumerate(self._clocks):

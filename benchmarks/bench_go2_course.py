@@ -1,0 +1,179 @@
+"""Steerable generated walkers against the baselines a skeptical reviewer asks for (issue #15),
+in-process on the MuJoCo Go2: every held-out prompt (a gait style no training run has) gives one
+actor per method, and each actor walks the 40 s command course (go2/course.py COURSE) and 20 s
+straight at 0.6 m/s.
+
+    .venv/bin/python benchmarks/bench_go2_course.py --data data/go2-walk --generator runs/go2-demo/generator
+        [--prompts 12] [--terrain flat] [--wtw ""] [--candidates 16] [--out benchmarks/results/go2_course.json]
+
+Methods (the same prompts, the same worlds):
+  generated   the generator node's engine: K candidates, the best by the "go2-walk" screening
+              (stays up along the screening course, then tracks it best)
+  generated-k1  the first candidate, unscreened (the paper's number)
+  retrieval   the training checkpoint whose behaviour embedding (the generator's own) is nearest
+  noised      that checkpoint plus Gaussian noise per layer at the generator's own spread (Zeng et al. 2025)
+  expert      the prompt's own policy: the privileged commanded expert with the prompt's gait style
+Per actor: the course (completed = no fall; worst segment RMSE of vx, vy, yaw rate), the straight
+walk (lateral drift, heading change), the gait-style error to the prompt (go2/style.py, cm; body
+height, swing height, stance width, foot x, from observation rows alone), and for generated actors
+the cosine to the nearest training checkpoint. Also: how many unscreened candidates complete the course.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+METHODS = ("generated", "generated-k1", "retrieval", "noised", "expert")
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="data/go2-walk")
+    ap.add_argument("--generator", default="runs/go2-demo/generator")
+    ap.add_argument("--prompts", type=int, default=12)
+    ap.add_argument("--terrain", default="flat", choices=["flat", "mat"])
+    ap.add_argument("--wtw", default="", help="adaptation module run dir (\"\" = ours, models/go2-adaptation)")
+    ap.add_argument("--candidates", type=int, default=16)
+    ap.add_argument("--screen-steps", type=int, default=1000)
+    ap.add_argument("--hold", action="store_true", help="heading hold on (as the controller's heading_hold.enabled)")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--no-candidates", action="store_true", help="skip the unscreened-candidate course runs")
+    ap.add_argument("--out", default="")
+    a = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+    torch.set_num_threads(1)
+    from tqdm import tqdm
+
+    from maa_core.collect.go2_walk import gait_for_seed, heldout_prompts
+    from maa_core.dataset import PolicyDataset
+    from maa_core.demos.go2 import make_engine
+    from maa_core.evaluation.baselines import NoiseConfig, build_retrieval_index, noised_retrieval
+    from maa_core.evaluation.sources import PromptItem
+    from maa_core.go2.commands import PROMPT_COURSE, Segment
+    from maa_core.go2.course import COURSE, run_course
+    from maa_core.go2.gait import GaitExpert
+    from maa_core.go2.heading import HeadingHoldConfig
+    from maa_core.go2.sim.env import make_env
+    from maa_core.go2.style import style_error_cm, style_of
+    from maa_core.go2.walk import walk
+    from maa_core.pipeline import PolicyGenerator
+    from maa_core.prompts import prompt_id
+
+    gen = PolicyGenerator.from_pretrained(a.generator, device="cpu")
+    spec = gen.spec
+    env, ad = make_env(a.wtw, a.terrain)
+    hold = HeadingHoldConfig(enabled=True) if a.hold else None
+    t0 = time.perf_counter()
+    ckpts = PolicyDataset(Path(a.data) / "checkpoints")
+    index = build_retrieval_index(gen, ckpts)
+    bank = index.params.astype(np.float32)
+    engine = make_engine(gen, a.wtw, a.candidates, 0, a.screen_steps)
+    prompts = heldout_prompts(a.data)[: a.prompts]
+    items = [PromptItem(p.key, "go2-walk-heldout", p.trajectory) for p in prompts]
+    print(f"{len(prompts)} held-out prompts, {len(bank)} training checkpoints (index {time.perf_counter() - t0:.0f} s)")
+    straight = (Segment("straight", 20.0, vx=0.6),)
+
+    def judge(policy=None, expert=None) -> dict:
+        r = run_course(env, COURSE, expert=expert, policy=policy, adaptation=ad, hold=hold)
+        s = run_course(env, straight, expert=expert, policy=policy, adaptation=ad, hold=hold)
+        w = walk(env, ad, policy, PROMPT_COURSE[0].seconds, expert=expert, record=True, record_from=2.0,
+                 course=PROMPT_COURSE)
+        return {"completed": not r.fell, "worst_rmse": {k: round(v, 4) for k, v in r.worst().items()},
+                "rmse_mean": [round(float(np.nanmean([g.rmse[j] for g in r.segments if g.reached])), 4) for j in range(3)],
+                "straight_fell": s.fell, "straight_drift_m": round(s.segments[0].drift_m, 3),
+                "straight_lateral_m": round(s.segments[0].lateral_m, 3),
+                "heading_change_deg": round(math.degrees(s.segments[0].heading_drift), 2),
+                "style": style_of(w.observations, env.cfg, env.builder) if len(w.observations) else None}
+
+    def actor_policy(params):
+        actor = spec.unflatten(np.asarray(params, np.float32)).eval()
+        return lambda x: actor(x)[0].detach().numpy()
+
+    rows, cand_done, cand_total = [], 0, 0
+    for p, item in zip(tqdm(prompts, desc="held-out prompts", unit="prompt"), items):
+        seed = int(p.key.split("/")[2])
+        prompt_style = style_of(p.trajectory.states, env.cfg, env.builder)
+        t1 = time.perf_counter()
+        g = engine.generate(prompt_id(p.trajectory), p.trajectory)
+        gen_s = time.perf_counter() - t1
+        cands = gen.generate([p.trajectory], num_policies=a.candidates, seed=0).params[0]
+        chosen = spec.flatten(g.blob.actor()).numpy()
+        nn = bank[np.argmax(bank @ chosen / np.maximum(np.linalg.norm(bank, axis=1) * np.linalg.norm(chosen), 1e-12))]
+        noised, _ = noised_retrieval(gen, index, [item], 1, NoiseConfig(None), generated=cands[None], seed=0)
+        retrieved = index.params[index.match(gen, [p.trajectory])[0].checkpoint].astype(np.float32)
+        actors = {"generated": chosen, "generated-k1": cands[0], "retrieval": retrieved, "noised": noised[0, 0]}
+        row = {"prompt": p.key, "prompt_style": prompt_style.row(), "generate_s": round(gen_s, 2),
+               "cosine_to_nearest_checkpoint": round(cosine(chosen, nn), 4)}
+        for m in a.methods:
+            if m == "expert":
+                res = judge(expert=GaitExpert(env, gait_for_seed(seed), commanded=True))
+            else:
+                res = judge(policy=actor_policy(actors[m]))
+            st = res.pop("style")
+            res["style"] = st.row() if st else None
+            res["style_error_cm"] = style_error_cm(st, prompt_style) if st else None
+            row[m] = res
+        if not a.no_candidates:
+            done = sum(not run_course(env, COURSE, policy=actor_policy(c), adaptation=ad, hold=hold).fell for c in cands)
+            row["unscreened_completed"] = [int(done), len(cands)]
+            cand_done, cand_total = cand_done + done, cand_total + len(cands)
+        rows.append(row)
+
+    def agg(m):
+        rs = [r[m] for r in rows if m in r]
+        if not rs:
+            return {}
+        ok = [r for r in rs if r["completed"]]
+        med = lambda xs: round(float(np.median(xs)), 4) if xs else math.nan
+        return {"completed": f"{len(ok)}/{len(rs)}",
+                "worst_rmse_vx_median": med([r["worst_rmse"]["vx"] for r in ok]),
+                "worst_rmse_vy_median": med([r["worst_rmse"]["vy"] for r in ok]),
+                "worst_rmse_yaw_median": med([r["worst_rmse"]["yaw_rate"] for r in ok]),
+                "rmse_mean_of_segments": [med([r["rmse_mean"][j] for r in ok]) for j in range(3)],
+                "straight_drift_m_median": med([r["straight_drift_m"] for r in rs if not r["straight_fell"]]),
+                "straight_lateral_m_median_abs": med([abs(r["straight_lateral_m"]) for r in rs if not r["straight_fell"]]),
+                "heading_change_deg_median_abs": med([abs(r["heading_change_deg"]) for r in rs if not r["straight_fell"]]),
+                "style_error_cm_mean": med([r["style_error_cm"]["all"] for r in rs if r["style_error_cm"]]),
+                "body_height_error_cm_mean": med([r["style_error_cm"]["body_height"] for r in rs if r["style_error_cm"]]),
+                "swing_height_error_cm_mean": med([r["style_error_cm"]["swing_height"] for r in rs if r["style_error_cm"]])}
+    summary = {m: agg(m) for m in a.methods}
+    if cand_total:
+        summary["unscreened_completed"] = f"{cand_done}/{cand_total} ({cand_done / cand_total:.0%})"
+    summary["cosine_to_nearest_checkpoint_median"] = round(float(np.median([r["cosine_to_nearest_checkpoint"] for r in rows])), 4)
+    summary["generate_s_median"] = round(float(np.median([r["generate_s"] for r in rows])), 2)
+    print(f"\nterrain {a.terrain}, heading hold {'on' if a.hold else 'off'}, {len(rows)} prompts, "
+          f"{time.perf_counter() - t0:.0f} s wall")
+    print(f"{'method':<13} {'course':>7} {'RMSE vx':>8} {'vy':>6} {'wz':>6} | {'drift m':>7} {'side m':>6} {'head deg':>8} | "
+          f"{'style cm':>8} {'body':>5} {'swing':>5}")
+    for m in a.methods:
+        s = summary[m]
+        print(f"{m:<13} {s['completed']:>7} {s['worst_rmse_vx_median']:8.3f} {s['worst_rmse_vy_median']:6.3f} "
+              f"{s['worst_rmse_yaw_median']:6.3f} | {s['straight_drift_m_median']:7.2f} "
+              f"{s['straight_lateral_m_median_abs']:6.2f} "
+              f"{s['heading_change_deg_median_abs']:8.1f} | {s['style_error_cm_mean']:8.2f} "
+              f"{s['body_height_error_cm_mean']:5.2f} {s['swing_height_error_cm_mean']:5.2f}")
+    for k in ("unscreened_completed", "cosine_to_nearest_checkpoint_median", "generate_s_median"):
+        if k in summary:
+            print(f"{k}: {summary[k]}")
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps({"args": vars(a), "summary": summary, "rows": rows}, indent=1))
+        print(f"-> {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

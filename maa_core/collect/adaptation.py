@@ -8,7 +8,7 @@ normalizes its privileged observations, `(x - mid) * 2 / (hi - lo)` over `normal
 = [0, 1] (so friction 0.8 -> 0.6, restitution 0 -> -1).
 
 Data: episodes of the commanded trot expert (maa_core/go2/gait.py) over the students' gait box,
-each following a random command schedule (go2/course.py random_course: what students are driven
+each following a random command schedule (go2/commands.py random_course: what students are driven
 with, so the module has seen turns, backward and sideways walking), with an
 action-noise level drawn per episode (the distillation data path's noise range), on a floor whose
 friction and restitution are drawn per episode (maa_core/go2/sim/contact.py says how restitution maps

@@ -6,7 +6,7 @@ One run = one seed. The seed draws the run's gait style (body height, swing heig
 stance width, foot offset) from `GaitRange`, the student's initialisation, its learning rate and its
 noise level. The style is what a prompt conveys; the velocity commands (vx, vy, yaw rate, in the
 observation's command slots) are what an operator steers, so every training walk follows a random
-command schedule (`go2/course.py random_course`: steps, turns in place, arcs, backward, sideways,
+command schedule (`go2/commands.py random_course`: steps, turns in place, arcs, backward, sideways,
 stops) that the commanded expert tracks and the student reads. Then:
 
     1. demos: expert walks with Gaussian action noise; every visited actor input (history ‖ latent

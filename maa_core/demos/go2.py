@@ -64,12 +64,6 @@ class Go2DemoConfig:
         return resolve(self.pretrained, "models") if self.pretrained else None
 
 
-def load_robot_config_rate() -> float:
-    from ..go2.config import load_robot_config
-
-    return float(load_robot_config("go2").control.rate_hz)
-
-
 def generator_config(cfg: Go2DemoConfig):
     from ..config import GeneratorConfig, apply_overrides
 
@@ -155,7 +149,7 @@ def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool 
     from ..go2.commands import course_commands
     from ..go2.course import parse_course
     from ..go2.sim.render import VideoConfig
-    from ..go2.verdict import WalkCriteria
+    from ..go2.config import load_robot_config
     from .go2_outputs import write_walk_outputs
     from .graph_walk import GraphWalkConfig, graph_walker, walk_course
 
@@ -204,13 +198,12 @@ def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool 
     seconds = sum(g.seconds for g in course)
     walk = run_graph_walk(gw, run_dir / "graph")
     m = walk.metrics
-    crit = WalkCriteria()
     table = walk.course
     completed = table is not None and not table.fell and all(g.reached for g in table.segments)
     print("[4/4] video (MuJoCo offscreen), path plot and tracking plot")
     z, s = walk.log, walk.run_start
     in_walk = z["t"][(z["t"] >= s) & (z["t"] <= s + seconds)]
-    dt = 1.0 / float(load_robot_config_rate())
+    dt = 1.0 / float(load_robot_config("go2").control.rate_hz)
     cmd_rows = course_commands(course, dt, int(round(seconds / dt)) + 1)
     command = cmd_rows[np.clip(np.round((in_walk - s) / dt).astype(int), 0, len(cmd_rows) - 1)]
     outputs = write_walk_outputs(

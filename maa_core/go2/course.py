@@ -123,9 +123,10 @@ def judge_course(t: np.ndarray, pos: np.ndarray, quat: np.ndarray, course, fell_
     tm = t[1:]
     period = period_s if period_s else float(np.median(dt))
     window = max(1, int(round(period / float(np.median(dt)))))
-    kernel = np.ones(window) / window
-    avg = np.stack([np.convolve(v[:, j], kernel, mode="full")[: len(v)] / np.minimum(np.arange(1, len(v) + 1), window)
-                    * window for j in range(3)], axis=1)   # trailing mean over one period (shorter at the start)
+    csum = np.concatenate([np.zeros((1, 3)), np.cumsum(v, axis=0)])
+    i = np.arange(1, len(v) + 1)
+    lo = np.maximum(i - window, 0)
+    avg = (csum[i] - csum[lo]) / (i - lo)[:, None]   # trailing mean over one period (shorter at the start)
     end = t[-1] if fell_at is None else fell_at
     t0 = 0.0
     for g in course:

@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def small_actor_bytes(seed: int, gid: str) -> bytes:
+def small_actor_bytes(seed: int, gid: str, spec_name: str = "go2-wtw") -> bytes:
     from maa_core.actor_io import ActorBlob
     from maa_core.specs import get_spec
-    spec = get_spec("go2-wtw")
+    spec = get_spec(spec_name)
     rng = np.random.default_rng(seed)
     params = (rng.normal(size=spec.num_params) * 0.002).astype(np.float32)  # outputs ~1e-2: the robot keeps standing
     return ActorBlob(spec, params, generation_id=gid).to_bytes()
@@ -41,7 +41,14 @@ def pct(x, qs=(50, 99, 100)):
     return {f"p{q}" if q < 100 else "max": float(np.percentile(x, q)) for q in qs}
 
 
-def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int, loop_cpu: int = -1) -> dict:
+# --actor: which actors are swapped in. go2-wtw: the pretrained walk-these-ways actor's shape (~1.2M parameters,
+# a 5 MB blob; with that run's adaptation module from ../shared/wtw); go2-walk: the shipped generator's students
+# (139k parameters; our adaptation module, models/go2-adaptation)
+ACTORS = {"go2-wtw": REPO.parent / "shared" / "wtw", "go2-walk": ""}
+
+
+def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int, loop_cpu: int = -1,
+               actor: str = "go2-wtw") -> dict:
     import dataclasses
     from maa_core.go2.config import load_robot_config
     from maa_core.go2.controller import Controller
@@ -65,8 +72,8 @@ def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int, loop
         while not robot.read_state(st):
             assert time.monotonic() < deadline, "no lowstate from the bridge"
             time.sleep(0.05)
-        ctl = Controller(cfg, robot, load_wtw_run(REPO.parent / "shared" / "wtw")).start()
-        blobs = [small_actor_bytes(k, f"gen{k}") for k in range(swaps + 1)]
+        ctl = Controller(cfg, robot, load_wtw_run(ACTORS[actor]), spec=actor).start()
+        blobs = [small_actor_bytes(k, f"gen{k}", actor) for k in range(swaps + 1)]
         assert ctl.submit_actor(blobs[0]).wait(10).accepted
         ctl.enable()
         while ctl.mode != Mode.RUN:
@@ -167,11 +174,12 @@ def main():
     lp.add_argument("--swaps", type=int, default=100)
     lp.add_argument("--domain", type=int, default=232 - os.getpid() % 20)
     lp.add_argument("--publish-every", type=int, default=1, help="bridge lowstate every n 2 ms steps")
+    lp.add_argument("--actor", default="go2-wtw", choices=sorted(ACTORS), help="spec of the swapped actors")
     lp.add_argument("--loop-cpu", type=int, default=-1, help="pin the control loop thread to this CPU (control.loop_cpu)")
     sp = sub.add_parser("sim")
     sp.add_argument("--seconds", type=float, default=20.0)
     a = p.parse_args()
-    res = bench_loop(a.minutes, a.swaps, a.domain, a.publish_every, a.loop_cpu) if a.what == "loop" else bench_sim(a.seconds)
+    res = bench_loop(a.minutes, a.swaps, a.domain, a.publish_every, a.loop_cpu, a.actor) if a.what == "loop" else bench_sim(a.seconds)
     print(json.dumps(res, indent=2))
 
 

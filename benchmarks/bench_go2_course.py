@@ -5,6 +5,14 @@ straight at 0.6 m/s.
 
     .venv/bin/python benchmarks/bench_go2_course.py --data data/go2-walk --generator runs/go2-demo/generator
         [--prompts 12] [--terrain flat] [--wtw ""] [--candidates 16] [--out benchmarks/results/go2_course.json]
+        [--runs N] [--prompt-set heldout|between|outside] [--style-only]
+
+Where the generator might earn its place (#15 item 5): --runs N keeps only the checkpoints of
+training runs 0..N-1 (retrieval's bank, written once beside --out; pass a generator trained on
+that subset, e.g. `maa train` on that folder with the demo's generator settings), --prompt-set between prompts gait styles midway between two of runs
+0..11 (in every subset), outside pushes two style fields of a held-out style beyond the training box
+(`GaitRange`) by a quarter of its width; both are recorded here as the prompt runs record theirs.
+--style-only walks each actor only for the style (the 7 s prompt walk), not the course.
 
 Methods (the same prompts, the same worlds):
   generated   the generator node's engine: K candidates, the best by the "go2-walk" screening
@@ -32,6 +40,46 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 METHODS = ("generated", "generated-k1", "retrieval", "noised", "expert")
+OUTSIDE_BY = 0.25      # --prompt-set outside: this fraction of the box width beyond its edge
+OUTSIDE_FIELDS = ("body_height", "swing_height", "stance_width", "foot_x_offset")
+
+
+def run_of(key: str) -> int:
+    """'go2-walk/go2-walk/<seed>/<step>' -> seed"""
+    return int(key.split("/")[2])
+
+
+def made_prompts(kind: str, n: int, env, ad) -> list:
+    """(key, gait, trajectory) of `n` prompts of the `kind` set, walked by the commanded expert as the
+    prompt runs walk theirs (go2_walk_run: PROMPT_COURSE, recorded from 2 s)."""
+    from dataclasses import fields
+
+    from maa_core.collect.go2_walk import STYLE_KEYS, LocoDistillConfig, _traj, gait_for_seed
+    from maa_core.go2.commands import PROMPT_COURSE
+    from maa_core.go2.gait import GaitExpert, GaitRange
+    from maa_core.go2.walk import walk
+
+    box, rng, out = GaitRange(), np.random.default_rng(15), []
+    c = LocoDistillConfig()
+    for i in range(n):
+        if kind == "between":
+            a, b = rng.choice(12, size=2, replace=False)
+            ga, gb = gait_for_seed(int(a)), gait_for_seed(int(b))
+            gait = ga.with_(**{k: 0.5 * (getattr(ga, k) + getattr(gb, k)) for k in (*STYLE_KEYS, "speed")})
+            key = f"between/{a}-{b}"
+        else:
+            gait = gait_for_seed(1000 + i)
+            pushed = {}
+            for j, k in enumerate(rng.choice(len(OUTSIDE_FIELDS), size=2, replace=False)):
+                f = OUTSIDE_FIELDS[k]
+                lo, hi = getattr(box, f)
+                pushed[f] = hi + OUTSIDE_BY * (hi - lo) if rng.random() < 0.5 else lo - OUTSIDE_BY * (hi - lo)
+            gait = gait.with_(**pushed)
+            key = f"outside/{1000 + i}/" + ",".join(f"{f}={v:.3f}" for f, v in pushed.items())
+        r = walk(env, ad, None, c.eval_seconds, expert=GaitExpert(env, gait, commanded=True), record=True,
+                 record_from=c.record_from, course=PROMPT_COURSE)
+        out.append((key, gait, _traj(r), float(r.step_frequency)))
+    return out
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -50,6 +98,9 @@ def main() -> int:
     ap.add_argument("--hold", action="store_true", help="heading hold on (as the controller's heading_hold.enabled)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--no-candidates", action="store_true", help="skip the unscreened-candidate course runs")
+    ap.add_argument("--runs", type=int, default=0, help="retrieval bank: checkpoints of runs 0..N-1 only (0: all)")
+    ap.add_argument("--prompt-set", default="heldout", choices=["heldout", "between", "outside"])
+    ap.add_argument("--style-only", action="store_true", help="judge only the gait style (7 s walk), not the course")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -78,15 +129,37 @@ def main() -> int:
     hold = HeadingHoldConfig(enabled=True) if a.hold else None
     t0 = time.perf_counter()
     ckpts = PolicyDataset(Path(a.data) / "checkpoints")
+    if a.runs:
+        from maa_core.dataset import DatasetWriter
+        sub = Path(a.out or "runs/bench").with_suffix("") / f"checkpoints-{a.runs}-runs"
+        if not sub.is_dir():  # the first runs' records, once
+            DatasetWriter(sub, ckpts.spec, ckpts.traj_obs_dim).append([r for r in ckpts if run_of(r.key) < a.runs])
+        ckpts = PolicyDataset(sub)
     index = build_retrieval_index(gen, ckpts)
     bank = index.params.astype(np.float32)
     engine = make_engine(gen, a.wtw, a.candidates, 0, a.screen_steps)
-    prompts = heldout_prompts(a.data)[: a.prompts]
+    if a.prompt_set == "heldout":
+        prompts = heldout_prompts(a.data)[: a.prompts]
+        gaits = {p.key: gait_for_seed(int(p.key.split("/")[2])) for p in prompts}
+        freqs = {p.key: p.step_frequency for p in prompts}
+    else:
+        flat_env, flat_ad = make_env(a.wtw, "flat")  # prompts are recorded on the flat floor, as the dataset's
+        made = made_prompts(a.prompt_set, a.prompts, flat_env, flat_ad)
+        prompts = [type("P", (), {"key": k, "trajectory": t})() for k, _, t, _ in made]
+        gaits = {k: g for k, g, _, _ in made}
+        freqs = {k: f for k, _, _, f in made}
     items = [PromptItem(p.key, "go2-walk-heldout", p.trajectory) for p in prompts]
-    print(f"{len(prompts)} held-out prompts, {len(bank)} training checkpoints (index {time.perf_counter() - t0:.0f} s)")
+    print(f"{len(prompts)} {a.prompt_set} prompts, {len(bank)} training checkpoints of "
+          f"{len({run_of(k) for k in index.keys})} runs (index {time.perf_counter() - t0:.0f} s)")
     straight = (Segment("straight", 20.0, vx=0.6),)
 
     def judge(policy=None, expert=None) -> dict:
+        if a.style_only:
+            w = walk(env, ad, policy, PROMPT_COURSE[0].seconds, expert=expert, record=True, record_from=2.0,
+                     course=PROMPT_COURSE)
+            return {"fell": bool(w.fell), "speed": round(float(w.steady_speed), 3),
+                    "step_frequency": round(float(w.step_frequency), 3),
+                    "style": style_of(w.observations, env.cfg, env.builder) if len(w.observations) else None}
         r = run_course(env, COURSE, expert=expert, policy=policy, adaptation=ad, hold=hold)
         s = run_course(env, straight, expert=expert, policy=policy, adaptation=ad, hold=hold)
         w = walk(env, ad, policy, PROMPT_COURSE[0].seconds, expert=expert, record=True, record_from=2.0,
@@ -103,8 +176,7 @@ def main() -> int:
         return lambda x: actor(x)[0].detach().numpy()
 
     rows, cand_done, cand_total = [], 0, 0
-    for p, item in zip(tqdm(prompts, desc="held-out prompts", unit="prompt"), items):
-        seed = int(p.key.split("/")[2])
+    for p, item in zip(tqdm(prompts, desc=f"{a.prompt_set} prompts", unit="prompt"), items):
         prompt_style = style_of(p.trajectory.states, env.cfg, env.builder)
         t1 = time.perf_counter()
         g = engine.generate(prompt_id(p.trajectory), p.trajectory)
@@ -115,18 +187,24 @@ def main() -> int:
         noised, _ = noised_retrieval(gen, index, [item], 1, NoiseConfig(None), generated=cands[None], seed=0)
         retrieved = index.params[index.match(gen, [p.trajectory])[0].checkpoint].astype(np.float32)
         actors = {"generated": chosen, "generated-k1": cands[0], "retrieval": retrieved, "noised": noised[0, 0]}
+        m0 = index.match(gen, [p.trajectory])[0]
         row = {"prompt": p.key, "prompt_style": prompt_style.row(), "generate_s": round(gen_s, 2),
-               "cosine_to_nearest_checkpoint": round(cosine(chosen, nn), 4)}
+               "cosine_to_nearest_checkpoint": round(cosine(chosen, nn), 4),
+               "cosine_k1_to_nearest_checkpoint": round(cosine(cands[0], bank[np.argmax(
+                   bank @ cands[0] / np.maximum(np.linalg.norm(bank, axis=1) * np.linalg.norm(cands[0]), 1e-12))]), 4),
+               "embedding_distance_to_nearest": round(float(m0.distance), 5)}
         for m in a.methods:
             if m == "expert":
-                res = judge(expert=GaitExpert(env, gait_for_seed(seed), commanded=True))
+                res = judge(expert=GaitExpert(env, gaits[p.key], commanded=True))
             else:
                 res = judge(policy=actor_policy(actors[m]))
             st = res.pop("style")
             res["style"] = st.row() if st else None
             res["style_error_cm"] = style_error_cm(st, prompt_style) if st else None
+            if "step_frequency" in res:
+                res["step_frequency_error_hz"] = round(abs(res["step_frequency"] - freqs[p.key]), 3)
             row[m] = res
-        if not a.no_candidates:
+        if not a.no_candidates and not a.style_only:
             done = sum(not run_course(env, COURSE, policy=actor_policy(c), adaptation=ad, hold=hold).fell for c in cands)
             row["unscreened_completed"] = [int(done), len(cands)]
             cand_done, cand_total = cand_done + done, cand_total + len(cands)
@@ -136,6 +214,12 @@ def main() -> int:
         rs = [r[m] for r in rows if m in r]
         if not rs:
             return {}
+        if a.style_only:
+            errs = [r["style_error_cm"] for r in rs if r["style_error_cm"]]
+            mean = lambda k: round(float(np.mean([e[k] for e in errs])), 3) if errs else math.nan
+            return {"fell": f"{sum(r['fell'] for r in rs)}/{len(rs)}", "style_error_cm_mean": mean("all"),
+                    "step_frequency_error_hz_mean": round(float(np.mean([r["step_frequency_error_hz"] for r in rs])), 3),
+                    **{f"{k}_error_cm_mean": mean(k) for k in ("body_height", "swing_height", "stance_width", "foot_x")}}
         ok = [r for r in rs if r["completed"]]
         med = lambda xs: round(float(np.median(xs)), 4) if xs else math.nan
         return {"completed": f"{len(ok)}/{len(rs)}",
@@ -152,10 +236,32 @@ def main() -> int:
     summary = {m: agg(m) for m in a.methods}
     if cand_total:
         summary["unscreened_completed"] = f"{cand_done}/{cand_total} ({cand_done / cand_total:.0%})"
+    summary["cosine_k1_to_nearest_checkpoint_median"] = round(float(np.median([r["cosine_k1_to_nearest_checkpoint"] for r in rows])), 4)
     summary["cosine_to_nearest_checkpoint_median"] = round(float(np.median([r["cosine_to_nearest_checkpoint"] for r in rows])), 4)
     summary["generate_s_median"] = round(float(np.median([r["generate_s"] for r in rows])), 2)
     print(f"\nterrain {a.terrain}, heading hold {'on' if a.hold else 'off'}, {len(rows)} prompts, "
           f"{time.perf_counter() - t0:.0f} s wall")
+    if a.style_only:
+        print(f"runs {a.runs or 'all'}, {a.prompt_set} prompts; style error (cm, mean over prompts)")
+        print(f"{'method':<13} {'fell':>6} {'freq Hz':>7} {'all cm':>6} {'body':>6} {'swing':>6} {'width':>6} {'foot x':>6}")
+        for m in a.methods:
+            s = summary[m]
+            print(f"{m:<13} {s['fell']:>6} {s['step_frequency_error_hz_mean']:7.3f} {s['style_error_cm_mean']:6.2f} "
+                  f"{s['body_height_error_cm_mean']:6.2f} "
+                  f"{s['swing_height_error_cm_mean']:6.2f} {s['stance_width_error_cm_mean']:6.2f} {s['foot_x_error_cm_mean']:6.2f}")
+    else:
+        print_course_table(a, summary)
+    for k in ("unscreened_completed", "cosine_k1_to_nearest_checkpoint_median", "cosine_to_nearest_checkpoint_median", "generate_s_median"):
+        if k in summary:
+            print(f"{k}: {summary[k]}")
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps({"args": vars(a), "summary": summary, "rows": rows}, indent=1))
+        print(f"-> {a.out}")
+    return 0
+
+
+def print_course_table(a, summary) -> None:
     print(f"{'method':<13} {'course':>7} {'RMSE vx':>8} {'vy':>6} {'wz':>6} | {'drift m':>7} {'side m':>6} {'head deg':>8} | "
           f"{'style cm':>8} {'body':>5} {'swing':>5}")
     for m in a.methods:
@@ -165,14 +271,6 @@ def main() -> int:
               f"{s['straight_lateral_m_median_abs']:6.2f} "
               f"{s['heading_change_deg_median_abs']:8.1f} | {s['style_error_cm_mean']:8.2f} "
               f"{s['body_height_error_cm_mean']:5.2f} {s['swing_height_error_cm_mean']:5.2f}")
-    for k in ("unscreened_completed", "cosine_to_nearest_checkpoint_median", "generate_s_median"):
-        if k in summary:
-            print(f"{k}: {summary[k]}")
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps({"args": vars(a), "summary": summary, "rows": rows}, indent=1))
-        print(f"-> {a.out}")
-    return 0
 
 
 if __name__ == "__main__":

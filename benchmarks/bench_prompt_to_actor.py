@@ -11,6 +11,10 @@ the rest is screening (+ about 10 ms of blob encoding). Start-up (loading the ge
 building the scorer's simulator) is reported once. --sequential screens one candidate after another
 (the `Scorer.__call__` path) instead of the lock-step `score_all`. --profile adds a cProfile of one
 prompt's screening, summed into simulator stepping / policy inference / the rest.
+--quality: per prompt, the same K candidates screened by each variant of VARIANTS (full: both starts,
+no halving; the default halving; ...), each variant's pick then walked on the 40 s command course
+(go2/course.py COURSE): completion and worst-segment RMSE, with the screening time, so a faster
+screening is seen to pick as well (or not).
 """
 import argparse
 import cProfile
@@ -53,6 +57,50 @@ def profile_buckets(fn) -> dict:
         else:
             out["rest"] += tt
     return out
+
+
+# --quality variants: name -> (warm-up starts, Halving or None, threads)
+def variants():
+    from maa_core.go2.scoring import Halving
+    return {"full (2 starts, no halving)": ((0, 30), None, 1),
+            "halving, 2 starts": ((0, 30), Halving(), 1),
+            "halving, 2 starts, 2 threads": ((0, 30), Halving(), 2),
+            "halving, 1 start, 2 threads": ((0,), Halving(), 2),
+            "halving x3, 2 starts, 2 threads": ((0, 30), Halving(at=(0.15, 0.3, 0.45)), 2)}
+
+
+def quality(a, gen, eng, prompts) -> int:
+    import numpy as np
+    from maa_core.go2.course import COURSE, run_course
+    from maa_core.go2.sim.env import make_env
+    from maa_core.serving.screening import screen
+    scorer, env_ad = eng.scorer, make_env("")
+    env, ad = env_ad
+    rows = {v: [] for v in variants()}
+    for pid, traj in prompts:
+        params = gen.generate([traj], num_policies=a.candidates, seed=eng.seed).params[0]
+        line = []
+        for name, (starts, halving, threads) in variants().items():
+            scorer.warmups, scorer.halving, scorer.threads = starts, halving, threads
+            t0 = time.perf_counter()
+            sc = screen(gen.spec, params, traj, eng.max_abs_action, scorer)
+            dt = time.perf_counter() - t0
+            actor = gen.spec.unflatten(params[sc.best]).eval()
+            r = run_course(env, COURSE, policy=lambda x: actor(x)[0].detach().numpy(), adaptation=ad)
+            rows[name].append((dt, sc.best, not r.fell, r.worst(), scorer.last_world_steps))
+            line.append(f"{name}: {dt:.1f} s, #{sc.best} {'completed' if not r.fell else 'FELL'}")
+        print(f"{pid}: " + "; ".join(line), flush=True)
+    del scorer.warmups, scorer.halving  # the class's again
+    print(f"\n{len(prompts)} prompts, K = {a.candidates}, {a.steps}-step screening; each pick walks the 40 s course")
+    full = rows[next(iter(rows))]
+    for name, rs in rows.items():
+        ok = [r for r in rs if r[2]]
+        med = lambda k: float(np.median([r[3][k] for r in ok])) if ok else float("nan")
+        same = sum(r[1] == f[1] for r, f in zip(rs, full))
+        print(f"  {name:34s} screening p50 {statistics.median([r[0] for r in rs]):5.2f} s  p99 {pct([r[0] for r in rs], 99):5.2f} s"
+              f"  world steps p50 {statistics.median([r[4] for r in rs]):6.0f}  course completed {len(ok)}/{len(rs)}"
+              f"  worst RMSE vx/vy/yaw {med('vx'):.3f}/{med('vy'):.3f}/{med('yaw_rate'):.3f}  same pick as full {same}/{len(rs)}")
+    return 0
 
 
 def compare(a, gen, eng, prompts) -> int:
@@ -103,6 +151,8 @@ def main() -> int:
     ap.add_argument("--compare", action="store_true",
                     help="per prompt, screen the same candidates sequentially, lock-step on 1 thread and on "
                          "the default threads, back to back (ratios hold under a varying machine load)")
+    ap.add_argument("--quality", action="store_true",
+                    help="screening variants (starts, halving, threads) on the same candidates; their picks walk the course")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as the generator node (torch_threads: 1)
     import torch
@@ -131,6 +181,8 @@ def main() -> int:
         scorer.score_all = None  # screen() then falls back to one candidate at a time
     if a.compare:
         return compare(a, gen, eng, prompts)
+    if a.quality:
+        return quality(a, gen, eng, prompts)
     t_gen = []
 
     class TimedGenerator:  # the engine's generator, with its `generate` calls timed

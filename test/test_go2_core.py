@@ -54,6 +54,7 @@ def test_robot_configs_resolve_per_joint(go2):
     (lambda d: d["joystick"].update(damp_keys=["L2", "Z"]), "joystick.damp_keys: unknown key 'Z'"),
     (lambda d: d["joystick"].update(stand_keys=["L2", "B", "A"]), "joystick.stand_keys .* contains the damp chord"),
     (lambda d: d["joystick"].update(estop_keys=["B"]), r"joystick: unknown key\(s\) \['estop_keys'\]"),
+    (lambda d: d["joystick"].update(source="bluetooth"), r"joystick.source 'bluetooth': expected one of wirelesscontroller, lowstate"),
 ])
 def test_malformed_robot_config_is_one_clear_line(edit, msg):
     d = yaml.safe_load(package_path("config", "go2_robot.yaml").read_text())

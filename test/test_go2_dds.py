@@ -68,13 +68,17 @@ def bridge(tmp_path):
     log.close()
 
 
-def _child(scenario: str, domain: int, bridge_pid: int, shared: str, q) -> None:
+def _child(scenario: str, domain: int, bridge_pid: int, shared: str, q, joystick_source: str = "") -> None:
     """Runs in a spawned process: DDS, a controller on the simulated Go2, then the scenario."""
     try:
-        init_dds(domain, "lo", load_robot_config("go2").dds.rt_priority)
+        import dataclasses
+        cfg = load_robot_config("go2")
+        if joystick_source:
+            cfg = dataclasses.replace(cfg, joystick=dataclasses.replace(cfg.joystick, source=joystick_source))
+        init_dds(domain, "lo", cfg.dds.rt_priority)
         dds = {"height": BodyHeight()}
-        robot = Go2DdsRobot("go2", domain=domain, interface="lo", release_sport_mode=False).open()
-        ctl = Controller("go2", robot, load_wtw_run(Path(shared) / "wtw"))
+        robot = Go2DdsRobot(cfg, domain=domain, interface="lo", release_sport_mode=False).open()
+        ctl = Controller(cfg, robot, load_wtw_run(Path(shared) / "wtw"))
         from maa_core.go2.state import LowState
         st, deadline = LowState(), time.monotonic() + 20
         while not robot.read_state(st):
@@ -91,10 +95,11 @@ def _child(scenario: str, domain: int, bridge_pid: int, shared: str, q) -> None:
         q.put(traceback.format_exc())
 
 
-def run_scenario(scenario, bridge, shared_dir, timeout=120):
+def run_scenario(scenario, bridge, shared_dir, timeout=120, joystick_source=""):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(scenario.__name__, DOMAIN, bridge.pid, str(shared_dir), q), daemon=True)
+    p = ctx.Process(target=_child, args=(scenario.__name__, DOMAIN, bridge.pid, str(shared_dir), q, joystick_source),
+                    daemon=True)
     p.start()
     try:
         out = q.get(timeout=timeout)
@@ -220,6 +225,22 @@ def sc_estop_service_and_gamepad(ctl, dds, bridge_pid):
     assert ctl.counters["faults"] == 0
 
 
+def sc_remote_in_lowstate_damps(ctl, dds, bridge_pid):
+    """joystick.source lowstate: the simulated Go2 packs the remote into every LowState_, as the robot
+    does; L2+A stands, L2+B damps, read from wireless_remote only."""
+    from maa_core.go2.sim.remote import RemotePublisher, chord_mask
+    assert ctl.robot._joy_reader is None  # rt/wirelesscontroller is not read in this mode
+    remote = RemotePublisher(ctl.robot.domain, "lo")
+    assert remote.wait_matched(5.0), "the bridge's rt/wirelesscontroller reader never matched"
+    remote.press(chord_mask("L2+A"), 0.2)
+    assert wait_for(lambda: ctl.mode == Mode.STAND_UP, 1.0), ctl.supervisor.reason
+    assert transitions_to(ctl, Mode.STAND_UP)[-1].reason == "stand (gamepad L2+A)"
+    remote.press(chord_mask("L2+B"), 0.2)
+    assert wait_for(lambda: ctl.mode == Mode.DAMP, 1.0)
+    assert transitions_to(ctl, Mode.DAMP)[-1].reason == "damp (gamepad L2+B)"
+    assert ctl.counters["faults"] == 0
+
+
 def sc_poisoned_actors_refused_old_keeps_running(ctl, dds, bridge_pid):
     good = ctl.submit_actor(const_blob(0.0, "good")).wait(5)
     assert good.accepted, good.reason
@@ -332,6 +353,22 @@ def _reader_child(domain: int, q) -> None:
         assert joy.sample_keys[:joy.n_samples] == [b, 0]  # each sample's keys, for chords
         assert robot.read_joystick(joy) and joy.keys == 0 and joy.n_samples == 1
         robot.close()
+        # joystick.source lowstate: the remote inside rt/lowstate (wireless_remote bytes), no other topic read
+        import dataclasses
+        from maa_core.go2.state import pack_remote
+        cfg = load_robot_config("go2")
+        cfg = dataclasses.replace(cfg, joystick=dataclasses.replace(cfg.joystick, source="lowstate"))
+        robot = Go2DdsRobot(cfg, domain=domain, interface="lo", release_sport_mode=False).open()
+        damp = Joystick.mask(["L2", "B"])
+        msg.wireless_remote = list(pack_remote(damp, -0.25, 0.5, 0.75, 0.0))
+        jpub.Write(WirelessController_(0.0, 0.0, 0.0, 0.0, 0))  # ignored in this mode
+        deadline = time.monotonic() + 10
+        while not (robot.read_state(st) and robot.read_joystick(joy) and joy.keys == damp):
+            assert time.monotonic() < deadline, "the remote in rt/lowstate never arrived"
+            pub.Write(msg)
+            time.sleep(0.002)
+        assert (joy.lx, joy.ly, joy.rx) == (-0.25, 0.5, 0.75) and joy.held(damp) and joy.stamp == st.stamp
+        robot.close()
         q.put("ok")
     except BaseException:
         q.put(traceback.format_exc())
@@ -363,6 +400,10 @@ def test_stale_state_damps_within_one_tick(bridge, shared_dir):
 
 def test_estop_service_and_gamepad(bridge, shared_dir):
     run_scenario(sc_estop_service_and_gamepad, bridge, shared_dir)
+
+
+def test_remote_in_lowstate_damps(bridge, shared_dir):
+    run_scenario(sc_remote_in_lowstate_damps, bridge, shared_dir, joystick_source="lowstate")
 
 
 def test_poisoned_actors_refused_old_keeps_running(bridge, shared_dir):

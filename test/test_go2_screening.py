@@ -70,3 +70,32 @@ def test_lockstep_screening_decides_as_sequential_and_stops_the_fallen(candidate
 
 # one pytest-xdist worker runs this file: its module fixtures are built once
 pytestmark = pytest.mark.xdist_group("test_go2_screening")
+
+
+def test_halving_cuts_the_worst_trackers_and_keeps_the_semantics(candidates):
+    """Successive halving: at the cut the worse-tracking standing half scores PRUNED_SCORE (1.0) and costs
+    no more simulation; the ones kept finish as without halving; fallen ones are unaffected."""
+    from maa_core.go2.scoring import PRUNED_SCORE, Halving
+
+    spec, params, _ = candidates
+    actors = [spec.unflatten(p).eval() for p in params]
+    full = make_scorer("go2-walk", STEPS, spec, "")
+    full.halving = None
+    base = full.score_all(actors)
+    cut_at = 0.5
+    halved = make_scorer("go2-walk", STEPS, spec, "")
+    halved.halving = Halving(at=(cut_at,), keep=0.5, min_keep=1)
+    got = halved.score_all(actors)
+    cut_step = int(round(cut_at * STEPS))
+    standing = [k for k in range(len(actors)) if base[k] >= 1.0 or base[k] * STEPS >= cut_step]
+    kept = [k for k in standing if got[k] != PRUNED_SCORE]
+    assert len(kept) == max(1, int(np.ceil(0.5 * len(standing)))) < len(standing), (base, got)
+    # the kept ones score as they did without halving (same rollouts), the fallen-before-the-cut too
+    np.testing.assert_allclose(got[kept], base[kept], rtol=0, atol=1e-3)
+    early = [k for k in range(len(actors)) if k not in standing]
+    np.testing.assert_allclose(got[early], base[early], atol=2.0 / STEPS)
+    # cut candidates stop costing simulation
+    assert halved.last_world_steps < full.last_world_steps
+    # a keep fraction of 1 is no halving at all
+    halved.halving = Halving(at=(cut_at,), keep=1.0, min_keep=1)
+    np.testing.assert_allclose(halved.score_all(actors), base, atol=1e-3)

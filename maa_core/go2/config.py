@@ -123,8 +123,11 @@ class GaitCommand:
 
 @dataclass(frozen=True)
 class JoystickConfig:
-    """The Go2's remote (rt/wirelesscontroller), read by the controller each tick (go2/gamepad.py).
-    Each action is a chord: all its keys held together (names: state.Joystick.KEY_BITS)."""
+    """The Go2's remote, read by the controller each tick (go2/gamepad.py). Each action is a chord:
+    all its keys held together (names: state.Joystick.KEY_BITS). The robot sends the remote twice:
+    on rt/wirelesscontroller and inside every rt/lowstate (`wireless_remote`); `source` picks one."""
+    source: str = "wirelesscontroller"  # or "lowstate". wirelesscontroller: every sample since the last tick
+                                        # (a tap between two ticks is seen); lowstate: the newest state's only
     damp_keys: tuple = ("L2", "B")     # DAMP at once, from any mode (Unitree's L2+B -> passive)
     stand_keys: tuple = ("L2", "A")    # pressed: DAMP or RUN -> STAND_UP, then hold the stand (L2+A -> fixed stand)
     run_keys: tuple = ("start",)       # pressed in STAND_UP with an active actor: settle, then RUN (START -> walk)
@@ -170,6 +173,9 @@ class RobotConfig:
         return self.motor_joints.index(joint)
 
 
+JOYSTICK_SOURCES = ("wirelesscontroller", "lowstate")
+
+
 def _joystick(j: JoystickConfig, source: str) -> JoystickConfig:
     """Key names checked at load time; the damp chord must not be part of another chord (pressing
     stand or run would damp too)."""
@@ -186,6 +192,7 @@ def _joystick(j: JoystickConfig, source: str) -> JoystickConfig:
         check(not chords["damp_keys"] <= chords[k], f"{source}: joystick.{k} {sorted(chords[k])} contains the damp chord "
               f"{sorted(chords['damp_keys'])}: pressing it would damp")
     check(chords["stand_keys"] != chords["run_keys"], f"{source}: joystick.stand_keys and run_keys are the same chord")
+    check(j.source in JOYSTICK_SOURCES, f"{source}: joystick.source {j.source!r}: expected one of {', '.join(JOYSTICK_SOURCES)}")
     check(0.0 <= j.stick_deadzone < 1.0 and j.stick_timeout_s > 0,
           f"{source}: joystick: stick_deadzone must be in [0, 1) and stick_timeout_s > 0")
     return replace(j, damp_keys=tuple(j.damp_keys), stand_keys=tuple(j.stand_keys), run_keys=tuple(j.run_keys))

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import MaaError, check
 from .config import RobotConfig, load_robot_config
-from .state import NUM_MOTORS, Joystick, LowState, MotorCommand
+from .state import NUM_MOTORS, REMOTE_BYTES, Joystick, LowState, MotorCommand, unpack_remote
 
 log = logging.getLogger("maa.go2.dds")
 
@@ -138,7 +138,10 @@ class LowStateParser:
                 getattr(obj, attr)[j] = v
         m.foot_force = [0x3A51 + j for j in range(4)]
         m.tick = 0x5EC7A11D
+        remote_marker = bytes(range(0xC0, 0xC0 + REMOTE_BYTES))
+        m.wireless_remote = list(remote_marker)
         raw = m.serialize()
+        self._remote_at = self._find(raw, remote_marker)
         starts = [self._find(raw, np.float32(v).astype("<f4").tobytes()) for _, v in f32]
         starts += [self._find(raw, np.int16(0x3A51 + j).astype("<i2").tobytes()) for j in range(4)]
         starts.append(self._find(raw, np.uint32(0x5EC7A11D).astype("<u4").tobytes()))
@@ -170,6 +173,8 @@ class LowStateParser:
         v = self._reorder(self._struct.unpack_from(data))
         out.buf[:] = v[:self._n]
         out.tick = v[self._n]
+        keys, out.remote[0], out.remote[1], out.remote[2], out.remote[3] = unpack_remote(data, self._remote_at)
+        out.remote_keys = keys
         return True
 
 
@@ -185,6 +190,8 @@ def lowstate_to(msg, out: LowState, stamp: float) -> None:
     out.foot_force[:] = msg.foot_force
     out.tick = msg.tick
     out.stamp = stamp
+    keys, out.remote[0], out.remote[1], out.remote[2], out.remote[3] = unpack_remote(bytes(msg.wireless_remote))
+    out.remote_keys = keys
 
 
 JOY_DEPTH = Joystick.MAX_SAMPLES  # joystick samples kept between two ticks (the remote sends at most a few hundred Hz)
@@ -256,6 +263,7 @@ class Go2DdsRobot:
         self._state_polled = -np.inf  # time of the previous take of rt/lowstate
         self._arrival = ArrivalClock()
         self._joy_newest_keys = 0
+        self._remote_in_state = self.cfg.joystick.source == "lowstate"
         self._parser = None
         self._cmd, self._cmd_lock = MotorCommand(), threading.Lock()
         self._cmd_event = threading.Event()
@@ -282,8 +290,9 @@ class Go2DdsRobot:
         self._parser = LowStateParser()
         # depth 1: the reader holds only the newest state; joystick: the samples since the last tick
         self._state_reader = _PollingReader(self.domain, TOPIC_LOWSTATE, LowState_, depth=1)
-        self._joy_reader = _PollingReader(self.domain, TOPIC_JOYSTICK, WirelessController_, depth=JOY_DEPTH)
-        self._subs = [self._state_reader, self._joy_reader]
+        self._joy_reader = None if self._remote_in_state else _PollingReader(
+            self.domain, TOPIC_JOYSTICK, WirelessController_, depth=JOY_DEPTH)
+        self._subs = [r for r in (self._state_reader, self._joy_reader) if r is not None]
         self._sender = threading.Thread(target=self._send_loop, name="go2-lowcmd", daemon=True)
         self._sender.start()
         return self
@@ -351,7 +360,17 @@ class Go2DdsRobot:
         """The newest rt/wirelesscontroller sticks. `keys`: the OR of the samples that arrived since the
         last call, so a key pressed and released between two ticks (an e-stop tap) is still seen once,
         and `sample_keys[:n_samples]` each of them (chords are matched per sample); with no new sample,
-        the newest sample's keys."""
+        the newest sample's keys. With `joystick.source: lowstate`, the remote inside the newest
+        rt/lowstate (taken by `read_state`) instead: one sample per tick, stamped as that state."""
+        if self._remote_in_state:
+            with self._state_lock:
+                st, j = self._state, self._joy
+                if st.stamp > -np.inf:
+                    j.lx, j.ly, j.rx, j.ry = (float(v) for v in st.remote)
+                    j.keys = j.sample_keys[0] = st.remote_keys
+                    j.n_samples, j.stamp = 1, st.stamp
+                out.copy_from(j)
+            return out.stamp > -np.inf
         with self._joy_lock:
             if not self._closed and self._joy_reader is not None:
                 samples = self._joy_reader.take_raw()

@@ -14,11 +14,16 @@ in the MuJoCo Go2 (maa_core.go2.sim) from the stand pose, inside the walk-these-
 
 `__call__` scores one actor; `score_all` scores many in lock-step (`sim.lockstep.WtwWorlds`: one
 world per candidate and start, one batched policy evaluation per tick for all of them, a candidate
-that fails stops there). Same scores as `__call__` up to float32 summation order in the networks.
+that fails stops there). Same scores as `__call__` up to float32 summation order in the networks,
+except that a commanded scorer's lock-step halves the field as it goes (`Halving`): a candidate
+cut for tracking worse than the others scores 1.0 (it stood as long as it was judged), below every
+candidate that stood the whole rollout and above every one that fell.
 """
 from __future__ import annotations
 
+import math
 import threading
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -34,6 +39,24 @@ SCREEN_COURSE = (Segment("forward", 0.3, vx=0.6), Segment("turn left", 0.15, yaw
                  Segment("backward", 0.25, vx=-0.4), Segment("lateral", 0.15, vy=0.3), Segment("stop", 0.15))
 TRACKING_UNITS = np.array([0.1, 0.1, 0.2])   # m/s, m/s, rad/s: the course acceptance bounds (issue #15)
 SETTLE_S = 1.0                                # each segment is judged from this long after its start
+
+
+@dataclass(frozen=True)
+class Halving:
+    """Successive halving of a commanded lock-step screening: at each cut the candidates still
+    standing are ranked by their tracking error so far (the worse of their starts) and only the best
+    go on. The rollout's physics is most of the screening's time, and a candidate that trails the
+    field after the forward walk and the turn rarely wins the rest (BENCHMARKS.md, prompt -> actor)."""
+    at: tuple = (0.3, 0.45)   # cuts, as fractions of the rollout: the ends of SCREEN_COURSE's forward and turn
+    keep: float = 0.5         # fraction of the standing candidates that go on at a cut ...
+    min_keep: int = 4         # ... never fewer than this many
+
+    def cut_steps(self, steps: int) -> dict[int, float]:
+        """policy step (the last one before the cut) -> keep fraction"""
+        return {max(0, int(round(f * steps)) - 1): self.keep for f in self.at}
+
+
+PRUNED_SCORE = 1.0   # a candidate cut by `Halving`: stood while judged, out-tracked by the others
 
 
 class Tracking:
@@ -87,10 +110,10 @@ class StandScorer:
     warmups = (0,)  # policy steps of standing before the actor takes over, one rollout each
 
     def __init__(self, steps: int, spec: PolicySpec, wtw_run_dir: str, crit: WalkCriteria = WalkCriteria(),
-                 threads: int = 1):
-        """threads: threads of `score_all`, each taking ranges of candidates (policy and simulator). One by
-        default: on the shared 2-core VM a second one measured no faster (BENCHMARKS.md), and with one the
-        batches, hence the float32 results, do not depend on the machine's core count."""
+                 threads: int = 1, halving: Halving | None = None):
+        """threads: threads of `score_all`, each taking ranges of candidates (policy and simulator); a fixed
+        number, not the machine's core count, so the batches (hence the float32 results) are the same on
+        every machine. halving: `Halving` of a commanded scorer's lock-step (None: the class's default)."""
         from .sim.env import WtwSimEnv
         from .wtw import PolicyRunner, load_wtw_run
 
@@ -103,6 +126,8 @@ class StandScorer:
         self.steps, self.crit = steps, crit
         self.bound = self.env.cfg.safety.max_abs_action
         self.threads = max(1, int(threads))
+        if halving is not None:
+            self.halving = halving
         self._starts: dict[int, object] = {}  # warmup steps -> WorldStart (the same for every candidate)
         self._pool, self._pool_threads = None, 0
         self.last_world_steps = 0  # policy steps the last `score_all` simulated, all worlds together
@@ -176,6 +201,7 @@ class StandScorer:
         return np.concatenate(out)
 
     commanded = False   # WalkScorer: drive the rollouts along SCREEN_COURSE and measure the tracking
+    halving: Halving | None = None   # WalkScorer: cut the field at segment ends (commanded scorers only)
 
     def _lockstep(self, actors: Sequence[Actor]):
         """Every actor from every start in `warmups`, all in lock-step. Returns (fail, err): fail (K,)
@@ -189,24 +215,41 @@ class StandScorer:
         policy = StackedMlp.of(actors)
         if policy is None:  # not plain MLPs of one shape: one at a time
             return None
-        fail, err = np.full(K, -1), np.zeros((K, W))
+        fail, err, pruned = np.full(K, -1), np.zeros((K, W)), np.zeros(K, bool)
         cmds, judged = screen_commands(self.steps, self.env.wtw.dt)
         track = Tracking(K * W, cmds, judged, self._window()) if self.commanded else None
+        cuts = self.halving.cut_steps(self.steps) if track is not None and self.halving is not None else {}
         alive = np.arange(K)  # candidates still running; their worlds are alive*W .. alive*W + W-1
         hist = self.env.wtw.history_dim
         adaptation = self.runner.adaptation
 
+        def drop(bad: np.ndarray) -> None:
+            """Drops the candidates `bad` (K_alive,) bool from the worlds, the policy and the tracking."""
+            nonlocal alive
+            alive = alive[~bad]
+            policy.keep(np.flatnonzero(~bad))
+            worlds.keep(np.flatnonzero(np.repeat(~bad, W)))
+            if track is not None:
+                track.keep(np.flatnonzero(np.repeat(~bad, W)))
+
         def stop(failed_worlds: np.ndarray, t: int) -> None:
             """Ends at step t the candidates with a failed world: one failed start decides (the worse counts)."""
-            nonlocal alive
             bad = failed_worlds.reshape(-1, W).any(axis=1)
             if bad.any():
                 fail[alive[bad]] = t
-                alive = alive[~bad]
-                policy.keep(np.flatnonzero(~bad))
-                worlds.keep(np.flatnonzero(np.repeat(~bad, W)))
-                if track is not None:
-                    track.keep(np.flatnonzero(np.repeat(~bad, W)))
+                drop(bad)
+
+        def cut(keep_fraction: float) -> None:
+            """Keeps the best-tracking `keep_fraction` of the standing candidates (at least `min_keep`)."""
+            n = max(self.halving.min_keep, math.ceil(keep_fraction * len(alive)))
+            if n >= len(alive):
+                return
+            e = track.error().reshape(len(alive), W).max(axis=1)
+            bad = np.ones(len(alive), bool)
+            bad[np.argsort(e, kind="stable")[:n]] = False
+            err[alive[bad]] = track.error().reshape(len(alive), W)[bad]
+            pruned[alive[bad]] = True
+            drop(bad)
 
         def tick(lo: int, hi: int) -> np.ndarray:
             """Policy step of candidates lo..hi-1 (of `alive`): latent, action, simulator. Returns which
@@ -235,9 +278,11 @@ class StandScorer:
                 stop(bad | fell, t)  # out of bound or fallen at step t: both score t / steps
                 if len(alive) == 0:
                     break
+                if t in cuts:
+                    cut(cuts[t])
             if len(alive) and track is not None:
                 err[alive] = track.error().reshape(len(alive), W)
-        return fail, err
+        return fail, err, pruned
 
     def _window(self) -> int:
         """One gait period in policy steps (the tracking average's window)."""
@@ -257,6 +302,7 @@ class WalkScorer(StandScorer):
     # two starts, the worse one counts: straight from the stand pose (as the controller's STAND_UP -> RUN) and
     # after standing 30 policy steps (as the students were trained); marginal actors walk from one and not the other
     warmups = (0, 30)
+    halving = Halving()
 
     def __call__(self, actor: Actor) -> float:
         return min(self._walk(actor, w) for w in self.warmups)
@@ -271,5 +317,6 @@ class WalkScorer(StandScorer):
         got = self._lockstep(actors)
         if got is None:
             return np.array([self(a) for a in actors])
-        fail, err = got
-        return np.where(fail >= 0, fail / self.steps, 1.0 + 1.0 / (1.0 + err.max(axis=1)))
+        fail, err, pruned = got
+        stood = np.where(pruned, PRUNED_SCORE, 1.0 + 1.0 / (1.0 + err.max(axis=1)))
+        return np.where(fail >= 0, fail / self.steps, stood)

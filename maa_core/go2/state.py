@@ -2,6 +2,8 @@
 the in-process simulator and the controller. Copying into these never allocates."""
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 from ..errors import MaaError
@@ -27,10 +29,33 @@ class LowState:
         self.quat[0] = 1.0
         self.tick = 0                            # robot's ms counter
         self.stamp = -np.inf                     # receive time, time.monotonic()
+        # the remote as LowState_.wireless_remote carries it (`unpack_remote`): keys, sticks (lx, ly, rx, ry)
+        self.remote_keys = 0
+        self.remote = np.zeros(4)
 
     def copy_from(self, o: "LowState") -> None:
         np.copyto(self.buf, o.buf)
         self.tick, self.stamp = o.tick, o.stamp
+        self.remote_keys = o.remote_keys
+        np.copyto(self.remote, o.remote)
+
+
+# LowState_.wireless_remote: 40 bytes, little-endian: head[2], keys (uint16), then float32 lx, rx, ry,
+# L2 (analog), ly, then 16 unused bytes (Unitree's xRockerBtnDataStruct)
+REMOTE_BYTES = 40
+_REMOTE = struct.Struct("<2xHfffff")
+
+
+def pack_remote(keys: int, lx: float, ly: float, rx: float, ry: float) -> bytes:
+    """The 40 wireless_remote bytes of a remote state (the L2 analog value is 1 while L2 is held)."""
+    l2 = 1.0 if keys & (1 << Joystick.KEY_BITS["L2"]) else 0.0
+    return _REMOTE.pack(int(keys) & 0xFFFF, lx, rx, ry, l2, ly).ljust(REMOTE_BYTES, b"\0")
+
+
+def unpack_remote(data, offset: int = 0) -> tuple[int, float, float, float, float]:
+    """wireless_remote bytes (at `offset` of `data`) -> (keys, lx, ly, rx, ry)."""
+    keys, lx, rx, ry, _l2, ly = _REMOTE.unpack_from(data, offset)
+    return keys, lx, ly, rx, ry
 
 
 class Joystick:

@@ -1,7 +1,8 @@
 """Simulated Go2 on DDS: steps MuJoCo in real time at the robot's rate, publishes LowState_ on
 rt/lowstate (joint q/dq/tau, IMU quaternion/gyro/accelerometer, foot forces, tick, CRC), applies the
 latest CRC-valid LowCmd_ from rt/lowcmd as PD targets clamped to the motor torque limits, and
-publishes the ground-truth body pose as SportModeState_ on rt/sportmodestate (sim only).
+publishes the ground-truth body pose as SportModeState_ on rt/sportmodestate (sim only). As on the
+robot, each LowState_ carries the remote's newest rt/wirelesscontroller sample in `wireless_remote`.
 
 Run: `python -m maa_core.go2.sim.bridge --domain 1 --interface lo` (or `maa go2-sim`)."""
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numpy as np
 
 from ...errors import MaaError, exit_code
 from ..config import load_robot_config
-from ..dds import NUM_MOTORS, TOPIC_LOWCMD, TOPIC_LOWSTATE, TOPIC_SPORTSTATE, init_dds
-from ..state import LowState, MotorCommand
+from ..dds import NUM_MOTORS, TOPIC_JOYSTICK, TOPIC_LOWCMD, TOPIC_LOWSTATE, TOPIC_SPORTSTATE, init_dds
+from ..state import LowState, MotorCommand, pack_remote
 
 log = logging.getLogger("maa.go2.sim")
 
@@ -45,7 +46,7 @@ class SimBridge:
     def open(self) -> "SimBridge":
         from unitree_sdk2py.core.channel import ChannelPublisher, ChannelSubscriber
         from unitree_sdk2py.idl.default import unitree_go_msg_dds__LowState_, unitree_go_msg_dds__SportModeState_
-        from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowCmd_, LowState_, SportModeState_
+        from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowCmd_, LowState_, SportModeState_, WirelessController_
         from unitree_sdk2py.utils.crc import CRC
         init_dds(self.domain, self.interface)
         self._crc = CRC()
@@ -59,7 +60,14 @@ class SimBridge:
         self._body_pub.Init()
         self._sub = ChannelSubscriber(TOPIC_LOWCMD, LowCmd_)
         self._sub.Init(self._on_lowcmd, 0)
+        # the remote: as the robot does, every LowState_ carries the newest rt/wirelesscontroller sample
+        self._remote = list(pack_remote(0, 0.0, 0.0, 0.0, 0.0))
+        self._remote_sub = ChannelSubscriber(TOPIC_JOYSTICK, WirelessController_)
+        self._remote_sub.Init(self._on_remote, 0)
         return self
+
+    def _on_remote(self, msg) -> None:
+        self._remote = list(pack_remote(msg.keys, msg.lx, msg.ly, msg.rx, msg.ry))  # one assignment: no lock
 
     def _on_lowcmd(self, msg) -> None:
         # the robot drops commands whose CRC does not match; so does the simulator
@@ -89,6 +97,7 @@ class SimBridge:
                    float(np.arcsin(np.clip(2 * (w * y - z * x), -1, 1))),
                    float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))]
         msg.foot_force = [int(np.clip(f, -32768, 32767)) for f in st.foot_force]
+        msg.wireless_remote = self._remote
         msg.tick = st.tick
         msg.crc = self._crc.Crc(msg)
         self._pub.Write(msg)

@@ -8,7 +8,7 @@ straight at 0.6 m/s.
         [--runs N] [--prompt-set heldout|between|outside] [--style-only]
 
 Where the generator might earn its place (#15 item 5): --runs N keeps only the checkpoints of
-training runs 0..N-1 (retrieval's bank, written once beside --out; pass a generator trained on
+training runs 0..N-1 (retrieval's bank, written once as DATA/checkpoints-first-N-runs; pass a generator trained on
 that subset, e.g. `maa train` on that folder with the demo's generator settings), --prompt-set between prompts gait styles midway between two of runs
 0..11 (in every subset), outside pushes two style fields of a held-out style beyond the training box
 (`GaitRange`) by a quarter of its width; both are recorded here as the prompt runs record theirs.
@@ -50,11 +50,9 @@ def run_of(key: str) -> int:
 
 
 def made_prompts(kind: str, n: int, env, ad) -> list:
-    """(key, gait, trajectory) of `n` prompts of the `kind` set, walked by the commanded expert as the
+    """(HeldoutPrompt, gait) of `n` prompts of the `kind` set, walked by the commanded expert as the
     prompt runs walk theirs (go2_walk_run: PROMPT_COURSE, recorded from 2 s)."""
-    from dataclasses import fields
-
-    from maa_core.collect.go2_walk import STYLE_KEYS, LocoDistillConfig, _traj, gait_for_seed
+    from maa_core.collect.go2_walk import STYLE_KEYS, HeldoutPrompt, LocoDistillConfig, _traj, gait_for_seed
     from maa_core.go2.commands import PROMPT_COURSE
     from maa_core.go2.gait import GaitExpert, GaitRange
     from maa_core.go2.walk import walk
@@ -70,7 +68,7 @@ def made_prompts(kind: str, n: int, env, ad) -> list:
         else:
             gait = gait_for_seed(1000 + i)
             pushed = {}
-            for j, k in enumerate(rng.choice(len(OUTSIDE_FIELDS), size=2, replace=False)):
+            for k in rng.choice(len(OUTSIDE_FIELDS), size=2, replace=False):
                 f = OUTSIDE_FIELDS[k]
                 lo, hi = getattr(box, f)
                 pushed[f] = hi + OUTSIDE_BY * (hi - lo) if rng.random() < 0.5 else lo - OUTSIDE_BY * (hi - lo)
@@ -78,7 +76,7 @@ def made_prompts(kind: str, n: int, env, ad) -> list:
             key = f"outside/{1000 + i}/" + ",".join(f"{f}={v:.3f}" for f, v in pushed.items())
         r = walk(env, ad, None, c.eval_seconds, expert=GaitExpert(env, gait, commanded=True), record=True,
                  record_from=c.record_from, course=PROMPT_COURSE)
-        out.append((key, gait, _traj(r), float(r.step_frequency)))
+        out.append((HeldoutPrompt(key, _traj(r), float(r.steady_speed), float(r.step_frequency)), gait))
     return out
 
 
@@ -131,7 +129,7 @@ def main() -> int:
     ckpts = PolicyDataset(Path(a.data) / "checkpoints")
     if a.runs:
         from maa_core.dataset import DatasetWriter
-        sub = Path(a.out or "runs/bench").with_suffix("") / f"checkpoints-{a.runs}-runs"
+        sub = Path(a.data) / f"checkpoints-first-{a.runs}-runs"  # beside the dataset's own
         if not sub.is_dir():  # the first runs' records, once
             DatasetWriter(sub, ckpts.spec, ckpts.traj_obs_dim).append([r for r in ckpts if run_of(r.key) < a.runs])
         ckpts = PolicyDataset(sub)
@@ -140,14 +138,12 @@ def main() -> int:
     engine = make_engine(gen, a.wtw, a.candidates, 0, a.screen_steps)
     if a.prompt_set == "heldout":
         prompts = heldout_prompts(a.data)[: a.prompts]
-        gaits = {p.key: gait_for_seed(int(p.key.split("/")[2])) for p in prompts}
-        freqs = {p.key: p.step_frequency for p in prompts}
+        gaits = {p.key: gait_for_seed(run_of(p.key)) for p in prompts}
     else:
         flat_env, flat_ad = make_env(a.wtw, "flat")  # prompts are recorded on the flat floor, as the dataset's
         made = made_prompts(a.prompt_set, a.prompts, flat_env, flat_ad)
-        prompts = [type("P", (), {"key": k, "trajectory": t})() for k, _, t, _ in made]
-        gaits = {k: g for k, g, _, _ in made}
-        freqs = {k: f for k, _, _, f in made}
+        prompts, gaits = [p for p, _ in made], {p.key: g for p, g in made}
+    freqs = {p.key: p.step_frequency for p in prompts}
     items = [PromptItem(p.key, "go2-walk-heldout", p.trajectory) for p in prompts]
     print(f"{len(prompts)} {a.prompt_set} prompts, {len(bank)} training checkpoints of "
           f"{len({run_of(k) for k in index.keys})} runs (index {time.perf_counter() - t0:.0f} s)")

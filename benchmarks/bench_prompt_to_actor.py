@@ -74,8 +74,8 @@ def quality(a, gen, eng, prompts) -> int:
     from maa_core.go2.course import COURSE, run_course
     from maa_core.go2.sim.env import make_env
     from maa_core.serving.screening import screen
-    scorer, env_ad = eng.scorer, make_env("")
-    env, ad = env_ad
+    scorer = eng.scorer
+    env, ad = make_env("")
     rows = {v: [] for v in variants()}
     for pid, traj in prompts:
         params = gen.generate([traj], num_policies=a.candidates, seed=eng.seed).params[0]

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import MaaError, check
 from .config import RobotConfig, load_robot_config
-from .state import NUM_MOTORS, REMOTE_BYTES, Joystick, LowState, MotorCommand, unpack_remote
+from .state import NUM_MOTORS, REMOTE_BYTES, REMOTE_OFFSETS, Joystick, LowState, MotorCommand, unpack_remote
 
 log = logging.getLogger("maa.go2.dds")
 
@@ -141,12 +141,15 @@ class LowStateParser:
         remote_marker = bytes(range(0xC0, 0xC0 + REMOTE_BYTES))
         m.wireless_remote = list(remote_marker)
         raw = m.serialize()
-        self._remote_at = self._find(raw, remote_marker)
         starts = [self._find(raw, np.float32(v).astype("<f4").tobytes()) for _, v in f32]
         starts += [self._find(raw, np.int16(0x3A51 + j).astype("<i2").tobytes()) for j in range(4)]
+        remote_at = self._find(raw, remote_marker)
+        starts += [remote_at + REMOTE_OFFSETS[k] for k in ("lx", "ly", "rx", "ry")]
         starts.append(self._find(raw, np.uint32(0x5EC7A11D).astype("<u4").tobytes()))
-        kinds = ["f"] * len(f32) + ["h"] * 4 + ["I"]  # LowState.buf order (q, dq, tau, quat, gyro, accel, foot_force), tick
-        check([n for _, n in LowState.LAYOUT] == [NUM_MOTORS] * 3 + [4, 3, 3, 4], "LowState layout changed")
+        starts.append(remote_at + REMOTE_OFFSETS["keys"])
+        # LowState.buf order (q, dq, tau, quat, gyro, accel, foot_force, remote sticks), then tick, remote keys
+        kinds = ["f"] * len(f32) + ["h"] * 4 + ["f"] * 4 + ["I", "H"]
+        check([n for _, n in LowState.LAYOUT] == [NUM_MOTORS] * 3 + [4, 3, 3, 4, 4], "LowState layout changed")
         # one struct.unpack_from over the fields in byte order (pad bytes between), then back to buf order
         order = sorted(range(len(kinds)), key=starts.__getitem__)
         fmt, pos = "<", 0
@@ -156,7 +159,7 @@ class LowStateParser:
             pos = starts[i] + struct.calcsize(kinds[i])
         self._struct = struct.Struct(fmt)
         self._reorder = operator.itemgetter(*[order.index(i) for i in range(len(kinds))])
-        self._n = len(kinds) - 1
+        self._n = len(kinds) - 2
         self.size, self.header = len(raw), bytes(raw[:4])
 
     @staticmethod
@@ -172,9 +175,7 @@ class LowStateParser:
         # numpy call on this VM), so fewer, simpler calls beat a numpy gather
         v = self._reorder(self._struct.unpack_from(data))
         out.buf[:] = v[:self._n]
-        out.tick = v[self._n]
-        keys, out.remote[0], out.remote[1], out.remote[2], out.remote[3] = unpack_remote(data, self._remote_at)
-        out.remote_keys = keys
+        out.tick, out.remote_keys = v[self._n], v[self._n + 1]
         return True
 
 
@@ -190,8 +191,8 @@ def lowstate_to(msg, out: LowState, stamp: float) -> None:
     out.foot_force[:] = msg.foot_force
     out.tick = msg.tick
     out.stamp = stamp
-    keys, out.remote[0], out.remote[1], out.remote[2], out.remote[3] = unpack_remote(bytes(msg.wireless_remote))
-    out.remote_keys = keys
+    out.remote_keys, *sticks = unpack_remote(bytes(msg.wireless_remote))
+    out.remote[:] = sticks
 
 
 JOY_DEPTH = Joystick.MAX_SAMPLES  # joystick samples kept between two ticks (the remote sends at most a few hundred Hz)

@@ -204,7 +204,7 @@ class StandScorer:
     halving: Halving | None = None   # WalkScorer: cut the field at segment ends (commanded scorers only)
 
     def _lockstep(self, actors: Sequence[Actor]):
-        """Every actor from every start in `warmups`, all in lock-step. Returns (fail, err): fail (K,)
+        """Every actor from every start in `warmups`, all in lock-step. Returns (fail, err, pruned): fail (K,)
         the policy step at which an actor's first rollout failed (fell, or an action out of bound;
         -1: none did), err (K, W) each rollout's tracking error E (`commanded` scorers; else 0).
         None when the actors are not plain MLPs of one shape."""
@@ -244,10 +244,10 @@ class StandScorer:
             n = max(self.halving.min_keep, math.ceil(keep_fraction * len(alive)))
             if n >= len(alive):
                 return
-            e = track.error().reshape(len(alive), W).max(axis=1)
+            e = track.error().reshape(len(alive), W)
             bad = np.ones(len(alive), bool)
-            bad[np.argsort(e, kind="stable")[:n]] = False
-            err[alive[bad]] = track.error().reshape(len(alive), W)[bad]
+            bad[np.argsort(e.max(axis=1), kind="stable")[:n]] = False
+            err[alive[bad]] = e[bad]
             pruned[alive[bad]] = True
             drop(bad)
 

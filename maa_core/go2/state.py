@@ -16,7 +16,7 @@ class LowState:
 
     # the arrays are views of one float64 buffer in this order, so a copy is one numpy call
     LAYOUT = (("q", NUM_MOTORS), ("dq", NUM_MOTORS), ("tau", NUM_MOTORS), ("quat", 4), ("gyro", 3),
-              ("accel", 3), ("foot_force", 4))
+              ("accel", 3), ("foot_force", 4), ("remote", 4))
     SIZE = sum(n for _, n in LAYOUT)
 
     def __init__(self):
@@ -29,21 +29,19 @@ class LowState:
         self.quat[0] = 1.0
         self.tick = 0                            # robot's ms counter
         self.stamp = -np.inf                     # receive time, time.monotonic()
-        # the remote as LowState_.wireless_remote carries it (`unpack_remote`): keys, sticks (lx, ly, rx, ry)
+        # `remote` (in buf): the sticks lx, ly, rx, ry of LowState_.wireless_remote (`unpack_remote`); its keys:
         self.remote_keys = 0
-        self.remote = np.zeros(4)
 
     def copy_from(self, o: "LowState") -> None:
         np.copyto(self.buf, o.buf)
-        self.tick, self.stamp = o.tick, o.stamp
-        self.remote_keys = o.remote_keys
-        np.copyto(self.remote, o.remote)
+        self.tick, self.stamp, self.remote_keys = o.tick, o.stamp, o.remote_keys
 
 
 # LowState_.wireless_remote: 40 bytes, little-endian: head[2], keys (uint16), then float32 lx, rx, ry,
 # L2 (analog), ly, then 16 unused bytes (Unitree's xRockerBtnDataStruct)
 REMOTE_BYTES = 40
 _REMOTE = struct.Struct("<2xHfffff")
+REMOTE_OFFSETS = {"keys": 2, "lx": 4, "rx": 8, "ry": 12, "ly": 20}   # byte offsets inside the 40
 
 
 def pack_remote(keys: int, lx: float, ly: float, rx: float, ry: float) -> bytes:

@@ -28,7 +28,7 @@ fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 # pip's notes about this machine's extra (file://) indexes are noise, not problems: filter them
 pip_install() {
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c requirements/constraints.txt "$@" 2>&1 \
+  "$VENV/bin/python" -m pip install -q --no-compile --disable-pip-version-check -c requirements/constraints.txt "$@" 2>&1 \
     | { grep -v "is neither a file nor a directory" || true; }
 }
 PIP=pip_install

@@ -55,6 +55,7 @@ def test_distilled_checkpoint_qualifies_on_reach_and_reloads(tmp_path):
     assert pr[0].source["step"] == 0
 
 
+@pytest.mark.slow
 def test_sac_return_rises_on_reach():
     from maa_core.collect.sac import sac_run
 
@@ -68,6 +69,7 @@ def test_sac_return_rises_on_reach():
     assert len(prompts) == 2 and len(prompts[0].trajectories[0]) == 100
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_same_records_as_one(tmp_path):
     jobs = plan_jobs(load_recipe(TINY))
     run_jobs(jobs, tmp_path / "w1", workers=1)
@@ -83,6 +85,7 @@ def test_two_workers_give_the_same_records_as_one(tmp_path):
             np.testing.assert_array_equal(x.success, y.success)
 
 
+@pytest.mark.slow
 def test_kill9_mid_collection_then_resume(tmp_path):
     out = tmp_path / "ds"
     cmd = [sys.executable, "-m", "maa_core", "collect", "--tasks", "reach", "--seeds", "3",
@@ -156,6 +159,7 @@ def test_bad_input_and_full_disk(tmp_path, monkeypatch, capsys):
     assert len([k for k in _records(root) if k[0] == "checkpoints"]) == 2
 
 
+@pytest.mark.slow
 def test_ray_runs_the_same_job_code(tmp_path):
     pytest.importorskip("ray")
     import ray

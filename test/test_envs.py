@@ -59,6 +59,7 @@ def test_evaluate_actor_protocol_is_reproducible_and_numpy_matches_torch():
 
 
 @pytest.mark.parametrize("robot", ["Panda", "Sawyer"])
+@pytest.mark.slow
 def test_robosuite_state_and_action_sizes(robot):
     for task in ("door", "lift", "nut-assembly"):
         env = make_env(task, robot=robot, seed=0)

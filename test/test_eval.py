@@ -107,8 +107,11 @@ def test_evaluation_is_deterministic_for_any_worker_count():
 
 
 # -- a generator trained on two toy tasks, through the runner ------------------------------------
+@pytest.mark.slow
 def test_generator_prompted_with_task_a_succeeds_on_a_not_b(tmp_path):
-    from toy_policies import GOALS, SPEC, ToySuite, make_records, rollout
+    """The learning end to end (records -> trained generator -> actors) and the study runner on top of it:
+    a held-out, noisy prompt from task A yields actors that solve A and not B, and vice versa."""
+    from toy_policies import GOALS, SPEC, ToySuite, make_records, rollout, success_rate
 
     from maa_core.config import GeneratorConfig
     from maa_core.train import TrainerOptions, TrainingData, train_generator
@@ -129,6 +132,12 @@ def test_generator_prompted_with_task_a_succeeds_on_a_not_b(tmp_path):
         own = np.mean([s.success_rate for s in evaluate_params(SPEC, gen_params[j], [task] * k, settings, suite)])
         cross = np.mean([s.success_rate for s in evaluate_params(SPEC, gen_params[j], [other] * k, settings, suite)])
         assert own >= 0.6 and own > cross + 0.5, (task, own, cross)
+    # the same, through the generator's own output object and the toy's rollout (no evaluation runner)
+    for j, (task, other) in enumerate((("A", "B"), ("B", "A"))):
+        out = gen.generate(prompts[j].trajectory, num_policies=k, seed=0)
+        own = np.mean([success_rate(out.actor(0, i), GOALS[task]) for i in range(k)])
+        cross = np.mean([success_rate(out.actor(0, i), GOALS[other]) for i in range(k)])
+        assert own >= 0.6 and cross <= 0.1, (task, own, cross)
     res = run_study(gen, prompts, StudyConfig(num_policies=k, eval=settings, baselines=("bc",)), suite=suite)
     gen_rows = {r["task"]: r for r in res["methods"]["generated"]["tasks"]}
     assert gen_rows["A"]["policies"] == k and gen_rows["A"]["top5"] >= 0.6

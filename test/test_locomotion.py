@@ -63,6 +63,7 @@ def test_expert_walks_with_wtw_gains(env_ad, gait):
     assert abs(r.lateral) < 0.5, r.summary()
 
 
+@pytest.mark.slow
 def test_distillation_learns_walking_students(env_ad, shared_dir, tmp_path):
     """A small shared base student (multi-gait DAgger), then one run distilling its own gait on top
     of the frozen base layer: imitation errors drop far below the untrained net's and the base's, and the
@@ -178,8 +179,8 @@ def test_tiny_generator_learns_gait_from_prompts(tmp_path, env_ad):
             params.append(centres[c] + rng.normal(0, 0.005, spec.num_params).astype(np.float32))
             trajs.append((len(params) - 1, Trajectory(w.observations, w.actions)))
     cfg = GeneratorConfig.preset_named("tiny", **{"embedding.mode": "segment", "embedding.n_steps": 40,
-                                                  "embedding.num_segments": 2, "train_autoencoder.steps": 300,
-                                                  "train_embedding.steps": 200, "train_diffusion.steps": 400})
+                                                  "embedding.num_segments": 2, "train_autoencoder.steps": 100,
+                                                  "train_embedding.steps": 80, "train_diffusion.steps": 200})
     data = TrainingData.from_records(np.stack(params), trajs, cfg, 70, 12)
     gen = train_generator(data, spec, 70, 12, cfg, TrainerOptions(run_dir=tmp_path, progress=False, resume=False))
     for c in range(2):
@@ -188,7 +189,7 @@ def test_tiny_generator_learns_gait_from_prompts(tmp_path, env_ad):
         out = gen.generate([Trajectory(prompt.observations, prompt.actions)], num_policies=4, seed=0).params[0]
         d_own = np.linalg.norm(out - centres[c], axis=1).mean()
         d_other = np.linalg.norm(out - centres[1 - c], axis=1).mean()
-        assert d_own < 0.7 * d_other, (c, d_own, d_other)
+        assert d_own < 0.7 * d_other, (c, d_own, d_other)  # measured ~0.16 on AMD at these budgets
     with pytest.raises(MaaError, match="expected 70"):  # a prompt in the actor-input layout is refused
         gen.check_prompt(Trajectory(np.zeros((100, 2102)), np.zeros((100, 12))))
 

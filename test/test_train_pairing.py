@@ -70,6 +70,7 @@ def test_run_pairing_targets_same_run_checkpoints_at_or_after_the_step(toy_root)
     assert torch.equal(data.h_in[7, 0, :, :39], torch.as_tensor(prompts[0].trajectories[0].states[:10]))
 
 
+@pytest.mark.slow
 def test_run_pairing_maps_a_prompt_to_its_runs_checkpoints(tmp_path):
     """Two runs; a run's prompts (sub-optimal behaviour) have conditions unlike its checkpoints' trajectories.
     Trained "own", the diffusion model never sees such a condition; trained "run", it maps it to the run's checkpoints."""

@@ -197,11 +197,18 @@ class PolicyGenerator:
             trajectories = [trajectories]
         check(len(trajectories) > 0, "generate: no prompt trajectories given")
         check(num_policies >= 1, f"generate: num_policies must be >= 1, got {num_policies}")
-        cond = self.condition(trajectories)
+        return self.generate_from_condition(self.condition(trajectories), num_policies, seed, num_inference_steps)
+
+    @torch.inference_mode()
+    def generate_from_condition(self, cond: torch.Tensor, num_policies: int = 1, seed: int | None = None,
+                                num_inference_steps: int | None = None) -> GenerationOutput:
+        """`condition(...)` (N, C) -> num_policies actors per row; `generate` without the embedding pass,
+        for a caller that already holds the condition (the serving engine's auto mode matches it first)."""
+        check(num_policies >= 1, f"generate: num_policies must be >= 1, got {num_policies}")
         z = self.sample_latents(cond, num_policies, seed, num_inference_steps)
         params = self.autoencoder.latents_to_params(z).float().cpu().numpy()
         check(np.isfinite(params).all(), "generate: the generator produced non-finite parameters")
-        return GenerationOutput(params.reshape(len(trajectories), num_policies, -1), self.spec)
+        return GenerationOutput(params.reshape(cond.shape[0], num_policies, -1), self.spec)
 
 
 def read_generator_meta(folder) -> dict:

@@ -87,6 +87,18 @@ def test_auto_switches_at_the_threshold(world):
         assert r.blob.extra["source"] == source and r.blob.extra["nearest_key"] == world["keys"][2]
         assert r.blob.extra["num_candidates"] == (1 if source == "retrieved" else 3)
         assert np.array_equal(r.blob.params, world["params"][2]) == (source == "retrieved")
+    # auto embeds the prompt once: what it generates beyond the threshold is `generate` on the prompt, bit for bit
+    eng = Engine(gen, num_candidates=3, do_screen=False, mode="auto", retrieval=idx, retrieval_threshold=0.99 * d)
+    calls = []
+    real = gen.embedding.condition_from_trajectories
+    gen.embedding.condition_from_trajectories = lambda t: calls.append(1) or real(t)
+    try:
+        params, source = eng.candidates(near, seed=5)
+    finally:
+        del gen.embedding.condition_from_trajectories
+    assert len(calls) == 1 and source["source"] == "generated"
+    assert np.array_equal(params, gen.generate([near], num_policies=3, seed=5).params[0])
+    assert idx.match_conditions(gen.condition([near]))[0] == idx.match(gen, [near])[0]
 
 
 def test_index_of_another_generator_is_refused(world, tmp_path, capsys):

@@ -99,15 +99,16 @@ class Engine:
     def candidates(self, traj: Trajectory, seed: int) -> tuple:
         """-> (candidates (K, P), where they came from for the blob header): K generator samples, or
         the nearest training checkpoint alone when the mode retrieves for this prompt."""
+        cond = self.gen.condition([traj])  # one embedding pass, for the match and the generation
         if self.mode == "generate":
             source = {"source": "generated"}
         else:
-            m = self.retrieval.match(self.gen, [traj])[0]
+            m = self.retrieval.match_conditions(cond)[0]
             near = {"nearest_key": m.key, "nearest_distance": round(m.distance, 6)}
             if self.retrieval.retrieves(self.mode, m, self.retrieval_threshold):
                 return self.retrieval.params[m.checkpoint][None], {"source": "retrieved", **near}
             source = {"source": "generated", **near}  # auto, beyond the threshold: the nearest is reported
-        return self.gen.generate([traj], num_policies=self.K, seed=seed).params[0], source
+        return self.gen.generate_from_condition(cond, num_policies=self.K, seed=seed).params[0], source
 
 
 @dataclass

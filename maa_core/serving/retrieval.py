@@ -58,7 +58,12 @@ class RetrievalConfig:
 def conditions(gen, trajectories: list, batch: int = RetrievalConfig.embed_batch) -> np.ndarray:
     """(N, C) unit-length conditions of the generator's embedding for each trajectory."""
     rows = [gen.condition(trajectories[s:s + batch]).float().cpu().numpy() for s in range(0, len(trajectories), batch)]
-    c = np.concatenate(rows).astype(np.float32)
+    return unit_rows(np.concatenate(rows))
+
+
+def unit_rows(c) -> np.ndarray:
+    """(N, C) conditions (array or tensor) -> unit-length float32 rows, as the index holds them."""
+    c = np.asarray(c.float().cpu().numpy() if hasattr(c, "cpu") else c, np.float32)
     return c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
 
 
@@ -119,7 +124,11 @@ class RetrievalIndex:
         return len(self.keys)
 
     def match(self, gen, trajectories: list) -> list[Match]:
-        best, dist = nearest(conditions(gen, trajectories), self.cond, self.record)
+        return self.match_conditions(conditions(gen, trajectories))
+
+    def match_conditions(self, cond) -> list[Match]:
+        """The nearest checkpoint of each row of `gen.condition(...)` (N, C), without embedding again."""
+        best, dist = nearest(unit_rows(cond), self.cond, self.record)
         return [Match(int(b), self.keys[b], float(d)) for b, d in zip(best, dist)]
 
     def match_k(self, gen, trajectories: list, k: int) -> np.ndarray:

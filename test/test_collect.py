@@ -119,6 +119,21 @@ def test_kill9_mid_collection_then_resume(tmp_path):
         np.testing.assert_array_equal(before[k].params, after[k].params)
 
 
+def test_a_kill_after_the_marker_leaves_no_stage_behind(tmp_path):
+    # SIGKILL between a job's done-marker and its cleanup: the rerun skips the job and drops its stage
+    job = Job("reach", 0, "distill", 1, 0)
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / f"{job.id}.json").write_text('{"written": {"checkpoints": 1, "prompts": 0}}')
+    (tmp_path / ".staging" / job.id / "checkpoints").mkdir(parents=True)
+    (tmp_path / ".staging" / job.id / "checkpoints" / "shard-00000.safetensors").write_bytes(b"merged")
+    other = tmp_path / ".staging" / "distill-reach-s1"
+    other.mkdir()
+    assert run_job(job, str(tmp_path))["skipped"]
+    assert not (tmp_path / ".staging" / job.id).exists() and other.exists()  # another job's stage stays
+    other.rmdir()
+    assert run_job(job, str(tmp_path))["skipped"] and not (tmp_path / ".staging").exists()
+
+
 def test_bad_input_and_full_disk(tmp_path, monkeypatch, capsys):
     from maa_core.cli import main
 

@@ -93,10 +93,12 @@ def run_job(job: Job | dict, root: str, spec_name: str = "metaworld-sac", verbos
         job = Job(**job)
     root = Path(root)
     marker = root / "jobs" / f"{job.id}.json"
+    stage = root / ".staging" / job.id
     if marker.exists():
+        # a kill between the marker and the cleanup leaves a merged stage behind
+        _drop_stage(root, stage)
         return {**json.loads(marker.read_text()), "skipped": True}
     t0, c0 = time.time(), time.process_time()
-    stage = root / ".staging" / job.id
     try:
         writers = {kind: DatasetWriter(stage / kind, spec_name, traj_obs_dim(job.method))
                    for kind in ("checkpoints", "prompts")}
@@ -143,12 +145,17 @@ def run_job(job: Job | dict, root: str, spec_name: str = "metaworld-sac", verbos
         _write_json_atomic(marker, summary)
     except OSError as e:
         raise _disk_error(e, marker) from None
+    _drop_stage(root, stage)
+    return summary
+
+
+def _drop_stage(root: Path, stage: Path) -> None:
+    """Removes a merged job's staging dir, and .staging itself when no other job is staging."""
     shutil.rmtree(stage, ignore_errors=True)
     try:
-        (root / ".staging").rmdir()  # only when no other job is staging
+        (root / ".staging").rmdir()
     except OSError:
         pass
-    return summary
 
 
 def _worker_init() -> None:

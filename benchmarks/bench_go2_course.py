@@ -5,7 +5,7 @@ straight at 0.6 m/s.
 
     .venv/bin/python benchmarks/bench_go2_course.py --data data/go2-walk --generator runs/go2-demo/generator
         [--prompts 12] [--terrain flat] [--wtw ""] [--candidates 16] [--out benchmarks/results/go2_course.json]
-        [--runs N] [--prompt-set heldout|between|outside] [--style-only]
+        [--runs N] [--prompt-set heldout|between|outside|weak] [--style-only]
 
 Where the generator might earn its place (#15 item 5): --runs N keeps only the checkpoints of
 training runs 0..N-1 (retrieval's bank, written once as DATA/checkpoints-first-N-runs; pass a generator trained on
@@ -13,6 +13,9 @@ that subset, e.g. `maa train` on that folder with the demo's generator settings)
 0..11 (in every subset), outside pushes two style fields of a held-out style beyond the training box
 (`GaitRange`) by a quarter of its width; both are recorded here as the prompt runs record theirs.
 --style-only walks each actor only for the style (the 7 s prompt walk), not the course.
+--prompt-set weak is the paper's claim from sub-optimal behaviour to a good policy: each prompt is the
+walk of a weak student of a held-out style (seeds 1000.., after its first DAgger round only: behaviour
+cloning on the expert's demos), and "expert" is that weak student itself, the prompt's own policy.
 
 Methods (the same prompts, the same worlds):
   generated   the generator node's engine: K candidates, the best by the "go2-walk" screening
@@ -21,6 +24,9 @@ Methods (the same prompts, the same worlds):
   retrieval   the training checkpoint whose behaviour embedding (the generator's own) is nearest
   noised      that checkpoint plus Gaussian noise per layer at the generator's own spread (Zeng et al. 2025)
   expert      the prompt's own policy: the privileged commanded expert with the prompt's gait style
+  auto        the serving mode: retrieval's actor when the prompt's nearest checkpoint is within the
+              index's threshold (RetrievalConfig default), else the generated one (not walked again:
+              it is one of the two above, so it needs both in --methods)
 Per actor: the course (completed = no fall; worst segment RMSE of vx, vy, yaw rate), the straight
 walk (lateral drift, heading change), the gait-style error to the prompt (go2/style.py, cm; body
 height, swing height, stance width, foot x, from observation rows alone), and for generated actors
@@ -47,6 +53,24 @@ OUTSIDE_FIELDS = ("body_height", "swing_height", "stance_width", "foot_x_offset"
 def run_of(key: str) -> int:
     """'go2-walk/go2-walk/<seed>/<step>' -> seed"""
     return int(key.split("/")[2])
+
+
+WEAK_ROUNDS = 1        # --prompt-set weak: DAgger rounds of the prompt's student (1 = behaviour cloning only)
+
+
+def weak_prompts(n: int, wtw: str) -> list:
+    """(HeldoutPrompt, gait, params) of `n` weak students of held-out styles: the first DAgger round of
+    go2_walk_run for seeds 1000.., its evaluation walk (PROMPT_COURSE, as every prompt) the prompt."""
+    from maa_core.collect.go2_walk import HeldoutPrompt, gait_for_seed, go2_walk_run
+
+    out = []
+    for i in range(n):
+        got = []
+        go2_walk_run(1000 + i, WEAK_ROUNDS, 0, {"rounds": WEAK_ROUNDS, "wtw_dir": wtw}, emit_checkpoint=got.append)
+        e = got[0]
+        out.append((HeldoutPrompt(f"weak/{1000 + i}/round{WEAK_ROUNDS}", e.trajectories[0], float(e.extra["speed"]),
+                                  float(e.extra["step_frequency"])), gait_for_seed(1000 + i), e.params))
+    return out
 
 
 def made_prompts(kind: str, n: int, env, ad) -> list:
@@ -97,7 +121,7 @@ def main() -> int:
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--no-candidates", action="store_true", help="skip the unscreened-candidate course runs")
     ap.add_argument("--runs", type=int, default=0, help="retrieval bank: checkpoints of runs 0..N-1 only (0: all)")
-    ap.add_argument("--prompt-set", default="heldout", choices=["heldout", "between", "outside"])
+    ap.add_argument("--prompt-set", default="heldout", choices=["heldout", "between", "outside", "weak"])
     ap.add_argument("--style-only", action="store_true", help="judge only the gait style (7 s walk), not the course")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
@@ -136,9 +160,13 @@ def main() -> int:
     index = build_retrieval_index(gen, ckpts)
     bank = index.params.astype(np.float32)
     engine = make_engine(gen, a.wtw, a.candidates, 0, a.screen_steps)
+    own = {}  # --prompt-set weak: prompt key -> the prompt's own (weak) policy
     if a.prompt_set == "heldout":
         prompts = heldout_prompts(a.data)[: a.prompts]
         gaits = {p.key: gait_for_seed(run_of(p.key)) for p in prompts}
+    elif a.prompt_set == "weak":
+        made = weak_prompts(a.prompts, a.wtw)
+        prompts, gaits, own = [p for p, _, _ in made], {p.key: g for p, g, _ in made}, {p.key: w for p, _, w in made}
     else:
         flat_env, flat_ad = make_env(a.wtw, "flat")  # prompts are recorded on the flat floor, as the dataset's
         made = made_prompts(a.prompt_set, a.prompts, flat_env, flat_ad)
@@ -190,7 +218,9 @@ def main() -> int:
                    bank @ cands[0] / np.maximum(np.linalg.norm(bank, axis=1) * np.linalg.norm(cands[0]), 1e-12))]), 4),
                "embedding_distance_to_nearest": round(float(m0.distance), 5)}
         for m in a.methods:
-            if m == "expert":
+            if m == "expert" and p.key in own:
+                res = judge(policy=actor_policy(own[p.key]))
+            elif m == "expert":
                 res = judge(expert=GaitExpert(env, gaits[p.key], commanded=True))
             else:
                 res = judge(policy=actor_policy(actors[m]))
@@ -200,6 +230,9 @@ def main() -> int:
             if "step_frequency" in res:
                 res["step_frequency_error_hz"] = round(abs(res["step_frequency"] - freqs[p.key]), 3)
             row[m] = res
+        if "generated" in row and "retrieval" in row:
+            picked = "retrieval" if index.retrieves("auto", m0) else "generated"
+            row["auto"] = {**row[picked], "picked": picked}
         if not a.no_candidates and not a.style_only:
             done = sum(not run_course(env, COURSE, policy=actor_policy(c), adaptation=ad, hold=hold).fell for c in cands)
             row["unscreened_completed"] = [int(done), len(cands)]
@@ -229,7 +262,11 @@ def main() -> int:
                 "style_error_cm_mean": med([r["style_error_cm"]["all"] for r in rs if r["style_error_cm"]]),
                 "body_height_error_cm_mean": med([r["style_error_cm"]["body_height"] for r in rs if r["style_error_cm"]]),
                 "swing_height_error_cm_mean": med([r["style_error_cm"]["swing_height"] for r in rs if r["style_error_cm"]])}
-    summary = {m: agg(m) for m in a.methods}
+    shown = [*a.methods, *(["auto"] if rows and "auto" in rows[0] else [])]
+    summary = {m: agg(m) for m in shown}
+    if "auto" in shown:
+        summary["auto"]["retrieved"] = f"{sum(r['auto']['picked'] == 'retrieval' for r in rows)}/{len(rows)}"
+        summary["auto_threshold"] = round(float(index.threshold), 5)
     if cand_total:
         summary["unscreened_completed"] = f"{cand_done}/{cand_total} ({cand_done / cand_total:.0%})"
     summary["cosine_k1_to_nearest_checkpoint_median"] = round(float(np.median([r["cosine_k1_to_nearest_checkpoint"] for r in rows])), 4)
@@ -240,13 +277,15 @@ def main() -> int:
     if a.style_only:
         print(f"runs {a.runs or 'all'}, {a.prompt_set} prompts; style error (cm, mean over prompts)")
         print(f"{'method':<13} {'fell':>6} {'freq Hz':>7} {'all cm':>6} {'body':>6} {'swing':>6} {'width':>6} {'foot x':>6}")
-        for m in a.methods:
+        for m in shown:
             s = summary[m]
             print(f"{m:<13} {s['fell']:>6} {s['step_frequency_error_hz_mean']:7.3f} {s['style_error_cm_mean']:6.2f} "
                   f"{s['body_height_error_cm_mean']:6.2f} "
                   f"{s['swing_height_error_cm_mean']:6.2f} {s['stance_width_error_cm_mean']:6.2f} {s['foot_x_error_cm_mean']:6.2f}")
     else:
-        print_course_table(a, summary)
+        print_course_table(shown, summary)
+    if "auto" in summary:
+        print(f"auto: retrieved {summary['auto']['retrieved']} prompts (threshold {summary['auto_threshold']}), generated the rest")
     for k in ("unscreened_completed", "cosine_k1_to_nearest_checkpoint_median", "cosine_to_nearest_checkpoint_median", "generate_s_median"):
         if k in summary:
             print(f"{k}: {summary[k]}")
@@ -257,10 +296,10 @@ def main() -> int:
     return 0
 
 
-def print_course_table(a, summary) -> None:
+def print_course_table(methods, summary) -> None:
     print(f"{'method':<13} {'course':>7} {'RMSE vx':>8} {'vy':>6} {'wz':>6} | {'drift m':>7} {'side m':>6} {'head deg':>8} | "
           f"{'style cm':>8} {'body':>5} {'swing':>5}")
-    for m in a.methods:
+    for m in methods:
         s = summary[m]
         print(f"{m:<13} {s['completed']:>7} {s['worst_rmse_vx_median']:8.3f} {s['worst_rmse_vy_median']:6.3f} "
               f"{s['worst_rmse_yaw_median']:6.3f} | {s['straight_drift_m_median']:7.2f} "

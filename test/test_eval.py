@@ -11,7 +11,7 @@ import torch
 
 from maa_core.errors import MaaError
 from maa_core.evaluation.metrics import group_average, qualified_rate, summarize_task, top_k_mean
-from maa_core.evaluation.novelty import cosine, nearest_cosine
+from maa_core.evaluation.novelty import centered_nearest, cosine, nearest_cosine
 from maa_core.evaluation.runner import EvalSettings, evaluate_params
 from maa_core.evaluation.sources import PromptItem, add_action_noise
 from maa_core.evaluation.study import StudyConfig, generate_params, run_study
@@ -52,6 +52,19 @@ def test_novelty_cosine_and_action_noise():
     assert idx.tolist() == [1, 0] and best[1] == pytest.approx(1 / 2 ** 0.5)
     t = Trajectory(np.ones((400, 39)), np.zeros((400, 4)), np.zeros(400, bool))
     items = [PromptItem("p", "reach", t)]
+    # checkpoints that share a large base (as frozen layers do): the paper's cosine is ~1 for a copy and
+    # for a point far off every checkpoint alike; the centered cosine and the distance ratio tell them apart
+    rng = np.random.default_rng(0)
+    base = np.concatenate([np.full(500, 3.0), np.zeros(20)])
+    bank = base + np.concatenate([np.zeros((30, 500)), rng.normal(0, 0.1, (30, 20))], axis=1)
+    novel = base + np.concatenate([np.zeros(500), rng.normal(0, 1.0, 20)])
+    assert nearest_cosine(novel, bank)[0][0] > 0.99 and nearest_cosine(bank[3], bank)[0][0] == pytest.approx(1.0)
+    cos, ratio = centered_nearest(np.stack([bank[3], novel, bank.mean(0)]), bank)
+    assert cos[0] == pytest.approx(1.0) and ratio[0] == pytest.approx(0.0, abs=1e-6)   # a copy
+    assert cos[1] < 0.6 and ratio[1] > 3.0                                             # far off the bank
+    assert ratio[2] < 2.0   # the bank's average: no nearer to any checkpoint than ~1 spacing, yet not a copy
+    with pytest.raises(MaaError, match="at least 2"):
+        centered_nearest(novel, bank[:1])
     n1, n2 = add_action_noise(items, 0.1, seed=3), add_action_noise(items, 0.1, seed=3)
     assert np.array_equal(n1[0].trajectory.actions, n2[0].trajectory.actions)  # seeded
     assert np.array_equal(n1[0].trajectory.states, t.states) and not np.array_equal(n1[0].trajectory.actions, t.actions)
@@ -291,7 +304,8 @@ def test_study_scores_every_method_side_by_side(ckpt_world, tmp_path):
     for name, meth in m.items():  # novelty of every method, against the checkpoints and the prompt's policy
         assert all(r["cos_nearest_checkpoint"] is not None and r["cos_prompt_policy"] is not None
                    for r in meth["policies"]), name
-    assert all(r["cos_nearest_checkpoint"] == pytest.approx(1.0, abs=1e-5) for r in m["retrieval"]["policies"])
+    assert all(r["cos_nearest_checkpoint"] == pytest.approx(1.0, abs=1e-5) and r["nearest_distance_ratio"] < 1e-3
+               for r in m["retrieval"]["policies"])
     # default noise: the generator's spread, recorded per prompt and per policy
     noise = m["noised-retrieval"]["noise"]
     assert noise["scale"] is None and len(noise["per_prompt"]) == 4 and all(q["std"] > 0 for q in noise["per_prompt"])

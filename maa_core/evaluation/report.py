@@ -8,6 +8,10 @@ import numpy as np
 
 # Paper Table 4 (100 prompts per task): per-group averages, for the side-by-side table
 PAPER_TABLE4 = {"seen": {"top5": 0.959, "qualified": 0.371}, "unseen": {"top5": 0.878, "qualified": 0.163}}
+# novelty field -> column (novelty.py: the paper's cosine, and the two that see past a shared base)
+NOVELTY_COLUMNS = (("cos_prompt_policy", "cos→prompt policy"), ("cos_nearest_checkpoint", "cos→nearest ckpt"),
+                   ("cos_nearest_checkpoint_centered", "centered cos→nearest"),
+                   ("nearest_distance_ratio", "dist→nearest / spacing"))
 COLUMNS = ("task", "seen", "prompts", "policies", "mean", "std", "top5", "top10", "qualified", "mean_first_success")
 
 
@@ -49,7 +53,7 @@ def method_rows(results: dict) -> list[dict]:
         for f in ("mean", "top5", "top10", "qualified"):
             row[f] = f"{g[f]:.3f}"
         nov = g.get("novelty", {})
-        for k, short in (("cos_prompt_policy", "cos→prompt policy"), ("cos_nearest_checkpoint", "cos→nearest ckpt")):
+        for k, short in NOVELTY_COLUMNS:
             row[short] = f"{nov[k]['mean']:.3f}" if nov.get(k, {}).get("n") else "–"
         row["made with"] = _note(m) or "–"
         rows.append(row)
@@ -76,7 +80,7 @@ def summary_rows(results: dict) -> list[dict]:
             for f in ("mean", "top5", "top10", "qualified"):
                 row[f] = f"{g[f]:.3f} ± {g[f + '_std']:.3f}"
             nov = g.get("novelty", {})
-            for k, short in (("cos_prompt_policy", "cos→prompt policy"), ("cos_nearest_checkpoint", "cos→nearest ckpt")):
+            for k, short in NOVELTY_COLUMNS:
                 row[short] = f"{nov[k]['mean']:.3f}" if nov.get(k, {}).get("n") else "–"
             rows.append(row)
     return rows

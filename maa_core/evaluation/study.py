@@ -84,8 +84,11 @@ def _method_result(name, params, prompts, spec, cfg: StudyConfig, suite, bank, t
         src = np.stack([np.repeat(p.source_params[None], K, 0) if p.source_params is not None
                         else np.full((K, params.shape[2]), np.nan, np.float32) for p in prompts]).reshape(N * K, -1)
         nov = novelty(params.reshape(N * K, -1), src, bank)
-        for r, c in zip(policies, nov.get("to_nearest_checkpoint", [None] * len(policies))):
-            r["cos_nearest_checkpoint"] = None if c is None else float(c)
+        for k, field in (("to_nearest_checkpoint", "cos_nearest_checkpoint"),
+                         ("to_nearest_checkpoint_centered", "cos_nearest_checkpoint_centered"),
+                         ("nearest_distance_ratio", "nearest_distance_ratio")):
+            for r, c in zip(policies, nov.get(k, [None] * len(policies))):
+                r[field] = None if c is None else float(c)
         known = iter(nov.get("to_prompt_policy", []))
         for r, p in zip(policies, np.repeat(np.arange(N), K)):
             r["cos_prompt_policy"] = float(next(known)) if prompts[p].source_params is not None and "to_prompt_policy" in nov else None
@@ -97,7 +100,8 @@ def _method_result(name, params, prompts, spec, cfg: StudyConfig, suite, bank, t
         if nov is not None:
             names = {s.task for s in sel}
             res[group]["novelty"] = {k: _stats([r[k] for r in policies if r["task"] in names and r.get(k) is not None])
-                                     for k in ("cos_prompt_policy", "cos_nearest_checkpoint")}
+                                     for k in ("cos_prompt_policy", "cos_nearest_checkpoint",
+                                               "cos_nearest_checkpoint_centered", "nearest_distance_ratio")}
     return res
 
 

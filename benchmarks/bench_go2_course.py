@@ -24,13 +24,14 @@ Methods (the same prompts, the same worlds):
   retrieval   the training checkpoint whose behaviour embedding (the generator's own) is nearest
   noised      that checkpoint plus Gaussian noise per layer at the generator's own spread (Zeng et al. 2025)
   expert      the prompt's own policy: the privileged commanded expert with the prompt's gait style
-  auto        the serving mode: retrieval's actor when the prompt's nearest checkpoint is within the
-              index's threshold (RetrievalConfig default), else the generated one (not walked again:
-              it is one of the two above, so it needs both in --methods)
+  auto        the serving mode (serving/engine.py): the nearest checkpoint when it is within the
+              index's threshold (RetrievalConfig default), else the best of the K samples and that
+              checkpoint by the same screening (walked again only when it is neither of the two
+              above, so it needs both in --methods)
 Per actor: the course (completed = no fall; worst segment RMSE of vx, vy, yaw rate), the straight
 walk (lateral drift, heading change), the gait-style error to the prompt (go2/style.py, cm; body
 height, swing height, stance width, foot x, from observation rows alone), and for generated actors
-the cosine to the nearest training checkpoint. Also: how many unscreened candidates complete the course.
+the centered cosine and distance/spacing to the nearest training checkpoint (evaluation/novelty.py). Also: how many unscreened candidates complete the course.
 """
 import argparse
 import json
@@ -104,10 +105,6 @@ def made_prompts(kind: str, n: int, env, ad) -> list:
     return out
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/go2-walk")
@@ -134,6 +131,7 @@ def main() -> int:
     from maa_core.dataset import PolicyDataset
     from maa_core.demos.go2 import make_engine
     from maa_core.evaluation.baselines import NoiseConfig, build_retrieval_index, noised_retrieval
+    from maa_core.evaluation.novelty import centered_nearest
     from maa_core.evaluation.sources import PromptItem
     from maa_core.go2.commands import PROMPT_COURSE, Segment
     from maa_core.go2.course import COURSE, run_course
@@ -160,6 +158,8 @@ def main() -> int:
     index = build_retrieval_index(gen, ckpts)
     bank = index.params.astype(np.float32)
     engine = make_engine(gen, a.wtw, a.candidates, 0, a.screen_steps)
+    # the serving auto mode as shipped: the nearest checkpoint screened beside the samples beyond the threshold
+    auto_engine = make_engine(gen, a.wtw, a.candidates, 0, a.screen_steps, mode="auto", retrieval=index)
     own = {}  # --prompt-set weak: prompt key -> the prompt's own (weak) policy
     if a.prompt_set == "heldout":
         prompts = heldout_prompts(a.data)[: a.prompts]
@@ -199,7 +199,7 @@ def main() -> int:
         actor = spec.unflatten(np.asarray(params, np.float32)).eval()
         return lambda x: actor(x)[0].detach().numpy()
 
-    rows, cand_done, cand_total = [], 0, 0
+    rows, picks, cand_done, cand_total = [], [], 0, 0
     for p, item in zip(tqdm(prompts, desc=f"{a.prompt_set} prompts", unit="prompt"), items):
         prompt_style = style_of(p.trajectory.states, env.cfg, env.builder)
         t1 = time.perf_counter()
@@ -207,37 +207,54 @@ def main() -> int:
         gen_s = time.perf_counter() - t1
         cands = gen.generate([p.trajectory], num_policies=a.candidates, seed=0).params[0]
         chosen = spec.flatten(g.blob.actor()).numpy()
-        nn = bank[np.argmax(bank @ chosen / np.maximum(np.linalg.norm(bank, axis=1) * np.linalg.norm(chosen), 1e-12))]
         noised, _ = noised_retrieval(gen, index, [item], 1, NoiseConfig(None), generated=cands[None], seed=0)
         retrieved = index.params[index.match(gen, [p.trajectory])[0].checkpoint].astype(np.float32)
         actors = {"generated": chosen, "generated-k1": cands[0], "retrieval": retrieved, "noised": noised[0, 0]}
         m0 = index.match(gen, [p.trajectory])[0]
         row = {"prompt": p.key, "prompt_style": prompt_style.row(), "generate_s": round(gen_s, 2),
-               "cosine_to_nearest_checkpoint": round(cosine(chosen, nn), 4),
-               "cosine_k1_to_nearest_checkpoint": round(cosine(cands[0], bank[np.argmax(
-                   bank @ cands[0] / np.maximum(np.linalg.norm(bank, axis=1) * np.linalg.norm(cands[0]), 1e-12))]), 4),
                "embedding_distance_to_nearest": round(float(m0.distance), 5)}
-        for m in a.methods:
-            if m == "expert" and p.key in own:
-                res = judge(policy=actor_policy(own[p.key]))
-            elif m == "expert":
-                res = judge(expert=GaitExpert(env, gaits[p.key], commanded=True))
-            else:
-                res = judge(policy=actor_policy(actors[m]))
+
+        def judged(**kw) -> dict:  # judge, and the style against this prompt's
+            res = judge(**kw)
             st = res.pop("style")
             res["style"] = st.row() if st else None
             res["style_error_cm"] = style_error_cm(st, prompt_style) if st else None
             if "step_frequency" in res:
                 res["step_frequency_error_hz"] = round(abs(res["step_frequency"] - freqs[p.key]), 3)
-            row[m] = res
+            return res
+
+        for m in a.methods:
+            if m == "expert" and p.key in own:
+                row[m] = judged(policy=actor_policy(own[p.key]))
+            elif m == "expert":
+                row[m] = judged(expert=GaitExpert(env, gaits[p.key], commanded=True))
+            else:
+                row[m] = judged(policy=actor_policy(actors[m]))
         if "generated" in row and "retrieval" in row:
-            picked = "retrieval" if index.retrieves("auto", m0) else "generated"
-            row["auto"] = {**row[picked], "picked": picked}
+            ga = auto_engine.generate(prompt_id(p.trajectory), p.trajectory)
+            auto_params = spec.flatten(ga.blob.actor()).numpy()
+            if ga.blob.extra["source"] == "retrieved":
+                picked, res = "retrieval", row["retrieval"]
+            elif np.array_equal(auto_params, chosen):
+                picked, res = "generated", row["generated"]
+            else:  # the pooled screening's halving kept another sample
+                picked, res = "other-sample", judged(policy=actor_policy(auto_params))
+            row["auto"] = {**res, "picked": picked, "within_threshold": bool(index.retrieves("auto", m0))}
         if not a.no_candidates and not a.style_only:
             done = sum(not run_course(env, COURSE, policy=actor_policy(c), adaptation=ad, hold=hold).fell for c in cands)
             row["unscreened_completed"] = [int(done), len(cands)]
             cand_done, cand_total = cand_done + done, cand_total + len(cands)
         rows.append(row)
+        picks.append((chosen, cands[0]))
+
+    # novelty over the trained coordinates (evaluation/novelty.py: the full-vector cosine is ~1 for
+    # every Go2 student, whose frozen base dominates it): centered cosine and distance to the nearest
+    # checkpoint over the bank's typical spacing, for the screened pick and the first sample
+    for j, name in ((0, ""), (1, "_k1")):
+        cos, ratio = centered_nearest(np.stack([pk[j] for pk in picks]), bank)
+        for r, c, q in zip(rows, cos, ratio):
+            r[f"centered_cosine{name}_to_nearest_checkpoint"] = round(float(c), 4)
+            r[f"distance{name}_to_nearest_over_spacing"] = round(float(q), 3)
 
     def agg(m):
         rs = [r[m] for r in rows if m in r]
@@ -266,11 +283,13 @@ def main() -> int:
     summary = {m: agg(m) for m in shown}
     if "auto" in shown:
         summary["auto"]["retrieved"] = f"{sum(r['auto']['picked'] == 'retrieval' for r in rows)}/{len(rows)}"
+        summary["auto"]["within_threshold"] = f"{sum(r['auto']['within_threshold'] for r in rows)}/{len(rows)}"
         summary["auto_threshold"] = round(float(index.threshold), 5)
     if cand_total:
         summary["unscreened_completed"] = f"{cand_done}/{cand_total} ({cand_done / cand_total:.0%})"
-    summary["cosine_k1_to_nearest_checkpoint_median"] = round(float(np.median([r["cosine_k1_to_nearest_checkpoint"] for r in rows])), 4)
-    summary["cosine_to_nearest_checkpoint_median"] = round(float(np.median([r["cosine_to_nearest_checkpoint"] for r in rows])), 4)
+    for k in ("centered_cosine_to_nearest_checkpoint", "centered_cosine_k1_to_nearest_checkpoint",
+              "distance_to_nearest_over_spacing", "distance_k1_to_nearest_over_spacing"):
+        summary[f"{k}_median"] = round(float(np.median([r[k] for r in rows])), 4)
     summary["generate_s_median"] = round(float(np.median([r["generate_s"] for r in rows])), 2)
     print(f"\nterrain {a.terrain}, heading hold {'on' if a.hold else 'off'}, {len(rows)} prompts, "
           f"{time.perf_counter() - t0:.0f} s wall")
@@ -285,8 +304,11 @@ def main() -> int:
     else:
         print_course_table(shown, summary)
     if "auto" in summary:
-        print(f"auto: retrieved {summary['auto']['retrieved']} prompts (threshold {summary['auto_threshold']}), generated the rest")
-    for k in ("unscreened_completed", "cosine_k1_to_nearest_checkpoint_median", "cosine_to_nearest_checkpoint_median", "generate_s_median"):
+        print(f"auto: served the nearest checkpoint on {summary['auto']['retrieved']} prompts "
+              f"({summary['auto']['within_threshold']} within the threshold {summary['auto_threshold']}, "
+              "the rest picked by screening it beside the samples)")
+    for k in ("unscreened_completed", "centered_cosine_to_nearest_checkpoint_median", "distance_to_nearest_over_spacing_median",
+              "centered_cosine_k1_to_nearest_checkpoint_median", "distance_k1_to_nearest_over_spacing_median", "generate_s_median"):
         if k in summary:
             print(f"{k}: {summary[k]}")
     if a.out:

@@ -101,6 +101,40 @@ def test_auto_switches_at_the_threshold(world):
     assert idx.match_conditions(gen.condition([near]))[0] == idx.match(gen, [near])[0]
 
 
+class _Prefers:
+    """A scorer that ranks an actor by closeness of its parameters to `target` (a stand-in for a
+    rollout's verdict, so the test knows which candidate must win)."""
+    zero_is_invalid = False
+
+    def __init__(self, spec, target):
+        self.spec, self.target = spec, np.asarray(target, np.float32)
+
+    def __call__(self, actor):
+        return -float(np.linalg.norm(self.spec.flatten(actor).detach().numpy() - self.target))
+
+
+def test_auto_beyond_the_threshold_screens_the_nearest_checkpoint_beside_the_samples(world):
+    gen, idx = world["gen"], world["index"]
+    near = traj(20)
+    near = Trajectory(near.states + 0.3 * np.random.default_rng(1).standard_normal(near.states.shape), near.actions,
+                      near.success)
+    d = idx.match(gen, [near])[0].distance
+    samples = gen.generate([near], num_policies=3, seed=0).params[0]
+    # the screening prefers the checkpoint: it is served, exactly, as retrieved
+    eng = Engine(gen, num_candidates=3, mode="auto", retrieval=idx, retrieval_threshold=0.99 * d,
+                 scorer=_Prefers(gen.spec, world["params"][2]))
+    r = eng.generate("p", near)
+    assert r.blob.extra["source"] == "retrieved" and r.blob.extra["num_candidates"] == 4
+    assert r.blob.extra["candidate"] == 3 and np.array_equal(r.blob.params, world["params"][2])
+    # it prefers a sample: that sample, as generated, the nearest checkpoint still reported
+    eng = Engine(gen, num_candidates=3, mode="auto", retrieval=idx, retrieval_threshold=0.99 * d,
+                 scorer=_Prefers(gen.spec, samples[1]))
+    r = eng.generate("p", near)
+    assert r.blob.extra["source"] == "generated" and r.blob.extra["candidate"] == 1
+    assert np.array_equal(r.blob.params, samples[1]) and r.blob.extra["nearest_key"] == world["keys"][2]
+    assert "pooled" not in r.blob.extra
+
+
 def test_index_of_another_generator_is_refused(world, tmp_path, capsys):
     folder = tmp_path / "other"
     PolicyGenerator.untrained("robosuite-sac", preset="tiny", device="cpu").save_pretrained(folder)

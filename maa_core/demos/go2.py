@@ -118,16 +118,17 @@ def ensure_generator(cfg: Go2DemoConfig, data_dir: Path | None = None, say=print
 
 
 def make_engine(gen, wtw_run_dir: str, num_candidates: int = 8, seed: int = 0, screen_steps: int = 200,
-                sim_screen: str = "go2-walk"):
+                sim_screen: str = "go2-walk", **engine_kwargs):
     """The generator node's engine with its Go2 screening, in-process: K candidates, the best by a
-    MuJoCo rollout (survival along the screening command course, then tracking it)."""
+    MuJoCo rollout (survival along the screening command course, then tracking it). engine_kwargs:
+    Engine's (mode, retrieval, retrieval_threshold, ...)."""
     from ..go2.config import load_robot_config
     from ..serving.engine import Engine
     from ..serving.scorers import make_scorer
 
     cfg = load_robot_config("go2")
     scorer = make_scorer(sim_screen, screen_steps, gen.spec, wtw_run_dir)
-    return Engine(gen, num_candidates, seed, True, cfg.safety.max_abs_action, scorer=scorer)
+    return Engine(gen, num_candidates, seed, True, cfg.safety.max_abs_action, scorer=scorer, **engine_kwargs)
 
 
 def prompt_metadata(bag: Path) -> dict:

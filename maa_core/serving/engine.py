@@ -11,6 +11,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from ..actor_io import ActorBlob
 from ..errors import MaaError, check
 from ..trajectory import Trajectory
@@ -86,6 +88,9 @@ class Engine:
             k = sc.best
             if k < 0:
                 raise MaaError(f"prompt {prompt_id}: all {len(params)} candidates failed screening ({sc.reasons[0]})")
+        pooled = source.pop("pooled", False)
+        if pooled and k == len(params) - 1:  # auto's screening chose the nearest checkpoint over the samples
+            source["source"] = "retrieved"
         gid = f"{self.name}-{uuid.uuid4().hex[:12]}"
         extra = {**self.blob_extra, **source, "candidate": k, "num_candidates": len(params), "seed": seed}
         if sc is not None:
@@ -97,8 +102,11 @@ class Engine:
                          received_at if received_at is not None else t0, signature)
 
     def candidates(self, traj: Trajectory, seed: int) -> tuple:
-        """-> (candidates (K, P), where they came from for the blob header): K generator samples, or
-        the nearest training checkpoint alone when the mode retrieves for this prompt."""
+        """-> (candidates, where they came from for the blob header): K generator samples (generate);
+        the nearest training checkpoint alone (retrieve; auto within the threshold); auto beyond it:
+        the K samples and, last, the nearest checkpoint, so screening serves the checkpoint when it
+        screens better (Go2, BENCHMARKS.md "Sparse datasets": no embedding distance tells in advance
+        which of the two walks the course better). Without screening the first sample is served."""
         cond = self.gen.condition([traj])  # one embedding pass, for the match and the generation
         if self.mode == "generate":
             source = {"source": "generated"}
@@ -108,7 +116,11 @@ class Engine:
             if self.retrieval.retrieves(self.mode, m, self.retrieval_threshold):
                 return self.retrieval.params[m.checkpoint][None], {"source": "retrieved", **near}
             source = {"source": "generated", **near}  # auto, beyond the threshold: the nearest is reported
-        return self.gen.generate_from_condition(cond, num_policies=self.K, seed=seed).params[0], source
+        samples = self.gen.generate_from_condition(cond, num_policies=self.K, seed=seed).params[0]
+        if self.mode == "auto" and self.do_screen:
+            return np.concatenate([samples, self.retrieval.params[m.checkpoint][None].astype(samples.dtype)]), \
+                {**source, "pooled": True}
+        return samples, source
 
 
 @dataclass

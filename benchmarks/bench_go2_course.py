@@ -208,9 +208,9 @@ def main() -> int:
         cands = gen.generate([p.trajectory], num_policies=a.candidates, seed=0).params[0]
         chosen = spec.flatten(g.blob.actor()).numpy()
         noised, _ = noised_retrieval(gen, index, [item], 1, NoiseConfig(None), generated=cands[None], seed=0)
-        retrieved = index.params[index.match(gen, [p.trajectory])[0].checkpoint].astype(np.float32)
-        actors = {"generated": chosen, "generated-k1": cands[0], "retrieval": retrieved, "noised": noised[0, 0]}
         m0 = index.match(gen, [p.trajectory])[0]
+        retrieved = index.params[m0.checkpoint].astype(np.float32)
+        actors = {"generated": chosen, "generated-k1": cands[0], "retrieval": retrieved, "noised": noised[0, 0]}
         row = {"prompt": p.key, "prompt_style": prompt_style.row(), "generate_s": round(gen_s, 2),
                "embedding_distance_to_nearest": round(float(m0.distance), 5)}
 

@@ -132,7 +132,6 @@ def test_auto_beyond_the_threshold_screens_the_nearest_checkpoint_beside_the_sam
     r = eng.generate("p", near)
     assert r.blob.extra["source"] == "generated" and r.blob.extra["candidate"] == 1
     assert np.array_equal(r.blob.params, samples[1]) and r.blob.extra["nearest_key"] == world["keys"][2]
-    assert "pooled" not in r.blob.extra
 
 
 def test_index_of_another_generator_is_refused(world, tmp_path, capsys):

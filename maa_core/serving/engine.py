@@ -88,8 +88,7 @@ class Engine:
             k = sc.best
             if k < 0:
                 raise MaaError(f"prompt {prompt_id}: all {len(params)} candidates failed screening ({sc.reasons[0]})")
-        pooled = source.pop("pooled", False)
-        if pooled and k == len(params) - 1:  # auto's screening chose the nearest checkpoint over the samples
+        if self.mode == "auto" and k == self.K:  # candidate K exists only when auto pooled: the nearest checkpoint won
             source["source"] = "retrieved"
         gid = f"{self.name}-{uuid.uuid4().hex[:12]}"
         extra = {**self.blob_extra, **source, "candidate": k, "num_candidates": len(params), "seed": seed}
@@ -118,8 +117,7 @@ class Engine:
             source = {"source": "generated", **near}  # auto, beyond the threshold: the nearest is reported
         samples = self.gen.generate_from_condition(cond, num_policies=self.K, seed=seed).params[0]
         if self.mode == "auto" and self.do_screen:
-            return np.concatenate([samples, self.retrieval.params[m.checkpoint][None].astype(samples.dtype)]), \
-                {**source, "pooled": True}
+            return np.concatenate([samples, self.retrieval.params[m.checkpoint][None].astype(samples.dtype)]), source
         return samples, source
 
 

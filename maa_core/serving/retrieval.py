@@ -12,7 +12,8 @@ per trajectory, and its distance to a prompt is that of its nearest row.
 engine screens that checkpoint beside the generated samples (serving/engine.py). The default
 threshold comes from the index itself (`RetrievalConfig`): half the median distance from a
 checkpoint's rows to the nearest row of another checkpoint, i.e. a prompt retrieves when it lies
-nearer to a checkpoint than the midpoint to that checkpoint's typical neighbour. It is a starting point, to be tuned from measurements (`maa index --threshold`, node `retrieval_threshold`).
+nearer to a checkpoint than the midpoint to that checkpoint's typical neighbour. It is a starting
+point, to be tuned from measurements (`maa index --threshold`, node `retrieval_threshold`).
 
 On disk, `retrieval.safetensors` in the generator folder (`save_index`, `maa index`, or
 `PolicyGenerator.save_pretrained(..., retrieval_dataset=...)`):

@@ -45,15 +45,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from sparse_bank import first_runs_bank, run_of  # noqa: E402
 
 METHODS = ("generated", "generated-k1", "retrieval", "noised", "expert")
 OUTSIDE_BY = 0.25      # --prompt-set outside: this fraction of the box width beyond its edge
 OUTSIDE_FIELDS = ("body_height", "swing_height", "stance_width", "foot_x_offset")
-
-
-def run_of(key: str) -> int:
-    """'go2-walk/go2-walk/<seed>/<step>' -> seed"""
-    return int(key.split("/")[2])
 
 
 WEAK_ROUNDS = 1        # --prompt-set weak: DAgger rounds of the prompt's student (1 = behaviour cloning only)
@@ -150,11 +148,7 @@ def main() -> int:
     t0 = time.perf_counter()
     ckpts = PolicyDataset(Path(a.data) / "checkpoints")
     if a.runs:
-        from maa_core.dataset import DatasetWriter
-        sub = Path(a.data) / f"checkpoints-first-{a.runs}-runs"  # beside the dataset's own
-        if not sub.is_dir():  # the first runs' records, once
-            DatasetWriter(sub, ckpts.spec, ckpts.traj_obs_dim).append([r for r in ckpts if run_of(r.key) < a.runs])
-        ckpts = PolicyDataset(sub)
+        ckpts = PolicyDataset(first_runs_bank(a.data, a.runs))
     index = build_retrieval_index(gen, ckpts)
     bank = index.params.astype(np.float32)
     engine = make_engine(gen, a.wtw, a.candidates, 0, a.screen_steps)

@@ -62,7 +62,8 @@ def main() -> int:
     import torch
     torch.set_num_threads(1)
 
-    from bench_go2_course import made_prompts, run_of
+    from bench_go2_course import made_prompts
+    from sparse_bank import first_runs_bank, run_of
     from maa_core.collect.go2_walk import heldout_prompts
     from maa_core.dataset import PolicyDataset
     from maa_core.evaluation.baselines import NoiseConfig, build_retrieval_index, noised_retrieval
@@ -87,7 +88,7 @@ def main() -> int:
         bank = np.stack([p for r, p in recs if r < n])
         new_runs = np.stack([p for r, p in recs if n <= r < n + 12]) if any(r >= n for r, _ in recs) else None
         gen = PolicyGenerator.from_pretrained(a.generators.format(N=n), device="cpu")
-        ds = PolicyDataset(Path(a.data) / f"checkpoints-first-{n}-runs")
+        ds = PolicyDataset(first_runs_bank(a.data, n))
         index = build_retrieval_index(gen, ds)
         groups = {}
         if new_runs is not None:

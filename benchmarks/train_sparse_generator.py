@@ -11,6 +11,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from sparse_bank import first_runs_bank  # noqa: E402
 
 
 def main() -> int:
@@ -24,19 +27,14 @@ def main() -> int:
 
     import torch
 
-    from maa_core.dataset import DatasetWriter, PolicyDataset
+    from maa_core.dataset import PolicyDataset
     from maa_core.demos.go2 import Go2DemoConfig, generator_config
     from maa_core.go2.wtw import adaptation_record, load_wtw_run, write_adaptation_record
     from maa_core.train import TrainerOptions, train_from_dataset
 
     torch.set_num_threads(a.threads)
     cfg = Go2DemoConfig.load(a.config)
-    ckpts = PolicyDataset(Path(a.data) / "checkpoints")
-    sub = Path(a.data) / f"checkpoints-first-{a.runs}-runs"  # the same folder bench_go2_course.py --runs writes
-    if not sub.is_dir():
-        # key 'go2-walk/go2-walk/<seed>/<step>': the run is its seed
-        DatasetWriter(sub, ckpts.spec, ckpts.traj_obs_dim).append(
-            [r for r in ckpts if int(r.key.split("/")[2]) < a.runs])
+    sub = first_runs_bank(a.data, a.runs)  # the bank bench_go2_course.py --runs retrieves from
     t0 = time.time()
     out = Path(a.out)
     train_from_dataset(sub, out, generator_config(cfg), TrainerOptions(run_dir=out.with_name(out.name + ".run"), progress=False))

@@ -55,20 +55,30 @@ OUTSIDE_FIELDS = ("body_height", "swing_height", "stance_width", "foot_x_offset"
 
 
 WEAK_ROUNDS = 1        # --prompt-set weak: DAgger rounds of the prompt's student (1 = behaviour cloning only)
+WEAK_TRIES = 3         # --prompt-set weak: seeds tried per prompt wanted (students that fall at once give none)
 
 
-def weak_prompts(n: int, wtw: str) -> list:
+def weak_prompts(n: int, wtw: str, min_steps: int) -> list:
     """(HeldoutPrompt, gait, params) of `n` weak students of held-out styles: the first DAgger round of
-    go2_walk_run for seeds 1000.., its evaluation walk (PROMPT_COURSE, as every prompt) the prompt."""
+    go2_walk_run for seeds 1000.., its evaluation walk (PROMPT_COURSE, as every prompt) the prompt.
+    A student that falls before its record holds `min_steps` (the generator's prompt length) gives no
+    prompt; the next seed is tried, at most WEAK_TRIES * n in all, and the skipped seeds are reported."""
     from maa_core.collect.go2_walk import HeldoutPrompt, gait_for_seed, go2_walk_run
 
-    out = []
-    for i in range(n):
+    out, skipped = [], []
+    for seed in range(1000, 1000 + WEAK_TRIES * n):
+        if len(out) == n:
+            break
         got = []
-        go2_walk_run(1000 + i, WEAK_ROUNDS, 0, {"rounds": WEAK_ROUNDS, "wtw_dir": wtw}, emit_checkpoint=got.append)
+        go2_walk_run(seed, WEAK_ROUNDS, 0, {"rounds": WEAK_ROUNDS, "wtw_dir": wtw}, emit_checkpoint=got.append)
         e = got[0]
-        out.append((HeldoutPrompt(f"weak/{1000 + i}/round{WEAK_ROUNDS}", e.trajectories[0], float(e.extra["speed"]),
-                                  float(e.extra["step_frequency"])), gait_for_seed(1000 + i), e.params))
+        if len(e.trajectories[0]) < min_steps:
+            skipped.append(f"{seed} ({len(e.trajectories[0])} steps)")
+            continue
+        out.append((HeldoutPrompt(f"weak/{seed}/round{WEAK_ROUNDS}", e.trajectories[0], float(e.extra["speed"]),
+                                  float(e.extra["step_frequency"])), gait_for_seed(seed), e.params))
+    if skipped:
+        print(f"weak prompts: skipped seeds whose student fell before {min_steps} recorded steps: {', '.join(skipped)}")
     return out
 
 
@@ -159,7 +169,7 @@ def main() -> int:
         prompts = heldout_prompts(a.data)[: a.prompts]
         gaits = {p.key: gait_for_seed(run_of(p.key)) for p in prompts}
     elif a.prompt_set == "weak":
-        made = weak_prompts(a.prompts, a.wtw)
+        made = weak_prompts(a.prompts, a.wtw, gen.prompt_length)
         prompts, gaits, own = [p for p, _, _ in made], {p.key: g for p, g, _ in made}, {p.key: w for p, _, w in made}
     else:
         flat_env, flat_ad = make_env(a.wtw, "flat")  # prompts are recorded on the flat floor, as the dataset's

@@ -14,6 +14,7 @@ import numpy as np
 BOOT = 10_000          # bootstrap resamples of the prompts
 CI = (5.0, 95.0)       # a 90 % interval
 SEED = 0
+TRACKING = (0.10, 0.10, 0.20)  # #15's course RMSE targets (vx, vy m/s, yaw rate rad/s), on the mean over segments
 
 
 def paired(a: np.ndarray, b: np.ndarray) -> str:
@@ -54,8 +55,9 @@ def novelty(r: dict) -> str:
 
 
 def course_table(results: list[dict]) -> list[str]:
-    out = ["| runs | prompts | method | course completed | worst RMSE vx / vy / yaw (median) | straight: side m, heading ° | style cm |",
-           "| --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| runs | prompts | method | course completed | completed and tracking | worst RMSE vx / vy / yaw (median) "
+           "| straight: side m, heading ° | style cm |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in sorted(results, key=lambda r: (r["args"]["prompt_set"], r["args"]["runs"] or 10 ** 6)):
         s = r["summary"]
         for m in ("generated", "generated-k1", "retrieval", "noised", "auto", "expert"):
@@ -66,13 +68,20 @@ def course_table(results: list[dict]) -> list[str]:
             if m == "auto":
                 name += f" (retrieved {x['retrieved']})"
             out.append(f"| {r['args']['runs'] or 'all'} | {r['args']['prompt_set']} | {name} | {x['completed']} | "
-                       f"{x['worst_rmse_vx_median']:.3f} / {x['worst_rmse_vy_median']:.3f} / {x['worst_rmse_yaw_median']:.2f} | "
+                       f"{tracking(r['rows'], m)} | {x['worst_rmse_vx_median']:.3f} / {x['worst_rmse_vy_median']:.3f} / {x['worst_rmse_yaw_median']:.2f} | "
                        f"{x['straight_lateral_m_median_abs']:.2f}, {x['heading_change_deg_median_abs']:.0f} | "
                        f"{x['style_error_cm_mean']:.2f} |")
         if "unscreened_completed" in s:
             out.append(f"| {r['args']['runs'] or 'all'} | {r['args']['prompt_set']} | unscreened candidates | "
-                       f"{s['unscreened_completed']} | | | |")
+                       f"{s['unscreened_completed']} | | | | |")
     return out
+
+
+def tracking(rows: list[dict], method: str) -> str:
+    """Prompts whose actor completed the course with mean-over-segments RMSE within TRACKING: a policy
+    that stands still through the course completes it (no fall) but does not track it."""
+    ok = sum(1 for x in rows if x[method]["completed"] and all(e <= t for e, t in zip(x[method]["rmse_mean"], TRACKING)))
+    return f"{ok}/{len(rows)}"
 
 
 def main(paths: list[str]) -> int:

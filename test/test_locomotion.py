@@ -228,6 +228,24 @@ def test_demo_config_errors(tmp_path):
     assert r.returncode == 2 and "no such demo config" in r.stderr
 
 
+@pytest.mark.parametrize("mode, says", [("fastest", "mode 'fastest', expected one of generate, retrieve, auto"),
+                                         ("auto", "retrieval.safetensors")])
+def test_demo_mode_refused_in_one_line_before_any_ros_work(tmp_path, mode, says):
+    """config mode: a mode the generator node does not know, or retrieve/auto with a generator folder that
+    has no retrieval index (the shipped one): exit 2, one line, before the graph starts (the node would
+    otherwise stay up reporting the error and the demo wait for an actor that never comes)."""
+    import yaml
+    cfg = yaml.safe_load((REPO / "config" / "demo_go2.yaml").read_text())
+    assert cfg["mode"] == "generate" and not (REPO / "models" / "go2-walk" / "retrieval.safetensors").exists()
+    cfg.update(mode=mode, run_dir=str(tmp_path / "run"))
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(cfg))
+    r = subprocess.run([sys.executable, "-m", "maa_core", "demo", "go2", "--config", str(tmp_path / "d.yaml"), "--no-progress"],
+                       capture_output=True, text=True, cwd=REPO, timeout=300)
+    err = [l for l in r.stderr.splitlines() if l.startswith("maa: error:")]
+    assert r.returncode == 2 and len(err) == 1 and says in err[0], r.stdout + r.stderr
+    assert "go2_generate graph" not in r.stdout
+
+
 def test_shipped_generator_is_what_the_demo_config_trains(tmp_path):
     """models/go2-walk: loads, was trained with config/demo_go2.yaml's generator settings (re-export after
     changing them: `maa demo go2 --train --export models/go2-walk`), every file under the repository's 5 MB

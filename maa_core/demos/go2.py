@@ -44,6 +44,8 @@ class Go2DemoConfig:
     pretrained: str = ""                            # shipped generator folder (models/<name>); '' = always train
     num_candidates: int = 16
     screen_steps: int = 1000                        # generator node sim_screen_steps
+    mode: str = "generate"                          # generator node mode: generate | retrieve | auto (auto and retrieve
+                                                    # need the generator folder's retrieval.safetensors, `maa index`)
     walk_seconds: float = 20.0                      # (only without a course: straight at straight_vx)
     straight_vx: float = 0.6
     course: list = field(default_factory=list)      # command segments ({name, seconds, vx, vy, yaw_rate}; go2/course.py)
@@ -136,6 +138,16 @@ def prompt_metadata(bag: Path) -> dict:
     return json.loads(meta.read_text()) if meta.is_file() else {}
 
 
+def actor_source(blob: bytes) -> str:
+    """'generated' / 'retrieved' from a published actor's header ('' if it does not say)."""
+    from ..actor_io import ActorBlob
+
+    try:
+        return str(ActorBlob.parse_unverified(blob, copy=False)[0].extra.get("source", ""))
+    except MaaError:
+        return ""
+
+
 SHIP_SHARD_BYTES = 4 * 2 ** 20  # committed files stay well below the repository's 5 MB limit
 
 
@@ -162,6 +174,8 @@ def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool 
         course = parse_course(cfg.course, f"{config_path}: course") if cfg.course else ()
     except (MaaError, TypeError) as e:
         raise MaaError(f"{config_path}: {e}") from None
+    from ..serving.retrieval import INDEX_FILE, MODES
+    check(cfg.mode in MODES, f"{config_path}: mode {cfg.mode!r}, expected one of {', '.join(MODES)}")
     run_graph_walk = graph_walker()  # before any work: without the ROS package the demo cannot run
     from ..go2.wtw import check_adaptation_match, load_wtw_run, recorded_adaptation, write_adaptation_record
     if wtw_run_dir is not None or accept_adaptation_mismatch is not None:
@@ -188,13 +202,15 @@ def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool 
             write_adaptation_record(out, rec)
         print(f"      exported a float16 copy in shards of <= {SHIP_SHARD_BYTES / 2 ** 20:g} MiB -> {out}")
     print(f"      {check_adaptation_match(gen_dir, wtw, cfg.accept_adaptation_mismatch)}")
+    check(cfg.mode == "generate" or (gen_dir / INDEX_FILE).is_file(),
+          f"{config_path}: mode {cfg.mode} needs {gen_dir / INDEX_FILE} (`maa index {gen_dir} --dataset DIR`)")
     run_dir = Path(cfg.run_dir)
     meta = prompt_metadata(bag)
     print(f"[3/4] go2_generate graph: prompt bag {bag} ({meta.get('description', 'recorded walk')}) -> generator "
           f"node -> controller node -> simulated Go2 over DDS")
     gw = GraphWalkConfig(str(gen_dir), str(bag), wtw.source, accept_adaptation_mismatch=cfg.accept_adaptation_mismatch,
                          seconds=cfg.walk_seconds, straight_vx=cfg.straight_vx, course=course,
-                         num_candidates=cfg.num_candidates, seed=cfg.seed, sim_screen_steps=cfg.screen_steps)
+                         num_candidates=cfg.num_candidates, seed=cfg.seed, sim_screen_steps=cfg.screen_steps, mode=cfg.mode)
     course = walk_course(gw)
     seconds = sum(g.seconds for g in course)
     walk = run_graph_walk(gw, run_dir / "graph")
@@ -212,7 +228,8 @@ def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool 
         f"generated actor on the simulated Go2 (ROS path): {len(course)}-segment course, "
         f"{'fell' if m['fell'] else 'no fall'}",
         command=command, command_label="commanded (cmd_vel)", video=video_cfg, gif_seconds=cfg.gif_seconds)
-    result = {"completed": completed, **m, "course": [r.row() for r in table.segments] if table else [],
+    source = actor_source(walk.actor)
+    result = {"completed": completed, **m, "mode": cfg.mode, "source": source, "course": [r.row() for r in table.segments] if table else [],
               "worst_rmse": table.worst() if table else {}, "swap_latency_ms": round(walk.swap_latency_ms, 2),
               "prompt_to_actor_s": round(walk.generation_s, 2), "prompt": meta, **outputs,
               "total_s": round(time.time() - t0, 1)}
@@ -225,8 +242,9 @@ def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool 
     print(f"  falls           {int(m['fell'])}")
     print(f"  step frequency  {m['step_frequency']:.2f} Hz (prompt {meta.get('step_frequency', float('nan')):.2f} Hz)")
     print(f"  swap latency    {walk.swap_latency_ms:.1f} ms (actor message -> first tick running it)")
-    print(f"  prompt -> actor {walk.generation_s:.1f} s ({cfg.num_candidates} candidates, each screened by a "
-          f"{cfg.screen_steps}-step rollout in the sim)")
+    print(f"  prompt -> actor {walk.generation_s:.1f} s ({cfg.num_candidates} candidates"
+          f"{' + the nearest training checkpoint' if cfg.mode == 'auto' else ''}, each screened by a "
+          f"{cfg.screen_steps}-step rollout in the sim; mode {cfg.mode}, served: {source or '?'})")
     w = table.worst() if table is not None else {}
     print(f"  verdict         {'COMPLETED the course' if completed else 'did not complete the course'}"
           + (f" (worst segment RMSE vx {w['vx']:.2f} m/s, vy {w['vy']:.2f} m/s, yaw rate {w['yaw_rate']:.2f} rad/s)"

@@ -33,6 +33,7 @@ class GraphWalkConfig:
     course: tuple = ()                # a command course (go2/course.py segments) is given: then its length
     num_candidates: int = 8
     seed: int = 0
+    mode: str = "generate"            # generator node: generate | retrieve | auto (README, "Retrieval as a serving mode")
     screen: bool = True               # generator node: validity screening + ranking by a sim rollout
     sim_screen: str = "go2-walk"      # the scorer (maa_core/serving/scorers.py)
     sim_screen_steps: int = 200
@@ -70,7 +71,7 @@ def params_file(cfg: GraphWalkConfig, path: Path) -> Path:
 
     p = yaml.safe_load(package_path("config", "go2.yaml").read_text())
     p["maa_generator"]["ros__parameters"].update(
-        generator_dir=str(cfg.generator_dir), num_candidates=cfg.num_candidates, seed=cfg.seed, screen=cfg.screen,
+        generator_dir=str(cfg.generator_dir), num_candidates=cfg.num_candidates, seed=cfg.seed, screen=cfg.screen, mode=cfg.mode,
         sim_screen=cfg.sim_screen if cfg.screen else "", sim_screen_steps=cfg.sim_screen_steps, wtw_run_dir=str(cfg.wtw_run_dir))
     p["maa_go2_controller"]["ros__parameters"].update(
         spec=cfg.spec, enable_on_start=False, dds_domain=cfg.dds_domain, wtw_run_dir=str(cfg.wtw_run_dir),

@@ -89,6 +89,9 @@ def bench_sac(steps: int = 3000) -> dict:
 
 
 if __name__ == "__main__":
-    what = sys.argv[1] if len(sys.argv) > 1 else "steps"
-    fn = {"steps": bench_steps, "distill": bench_distill, "sac": bench_sac}[what]
-    print(json.dumps({what: fn()}, indent=1))
+    import argparse
+    benches = {"steps": bench_steps, "distill": bench_distill, "sac": bench_sac}
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", nargs="?", default="steps", choices=benches)
+    what = ap.parse_args().what
+    print(json.dumps({what: benches[what]()}, indent=1))

@@ -6,7 +6,6 @@ bootstrap over prompts.
     .venv/bin/python benchmarks/sparse_summary.py benchmarks/results/sparse/*.json
 """
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,4 +97,7 @@ def main(paths: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", nargs="+", help="bench_go2_course.py --out JSON files")
+    raise SystemExit(main(ap.parse_args().results))

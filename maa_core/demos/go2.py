@@ -189,6 +189,11 @@ def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool 
     print(wtw.describe())
     bag = cfg.prompt_bag_path
     check(bag.is_dir(), f"{bag}: the prompt bag is missing (prompt_bag in {config_path})")
+    if cfg.mode != "generate":  # before any training: a generator trained here has no index either
+        have = None if train else trained_generator(cfg)
+        where = have or Path(cfg.run_dir) / "generator"
+        check(have is not None and (have / INDEX_FILE).is_file(),
+              f"{config_path}: mode {cfg.mode} needs {where / INDEX_FILE} (`maa index {where} --dataset DIR`)")
     if not train and trained_generator(cfg) is not None:
         print("[1/4] locomotion dataset: not needed (the generator is already trained)")
     gen_dir = ensure_generator(cfg, progress=progress, train=train)  # builds the dataset first if it trains
@@ -202,8 +207,6 @@ def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool 
             write_adaptation_record(out, rec)
         print(f"      exported a float16 copy in shards of <= {SHIP_SHARD_BYTES / 2 ** 20:g} MiB -> {out}")
     print(f"      {check_adaptation_match(gen_dir, wtw, cfg.accept_adaptation_mismatch)}")
-    check(cfg.mode == "generate" or (gen_dir / INDEX_FILE).is_file(),
-          f"{config_path}: mode {cfg.mode} needs {gen_dir / INDEX_FILE} (`maa index {gen_dir} --dataset DIR`)")
     run_dir = Path(cfg.run_dir)
     meta = prompt_metadata(bag)
     print(f"[3/4] go2_generate graph: prompt bag {bag} ({meta.get('description', 'recorded walk')}) -> generator "
@@ -229,7 +232,8 @@ def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool 
         f"{'fell' if m['fell'] else 'no fall'}",
         command=command, command_label="commanded (cmd_vel)", video=video_cfg, gif_seconds=cfg.gif_seconds)
     source = actor_source(walk.actor)
-    result = {"completed": completed, **m, "mode": cfg.mode, "source": source, "course": [r.row() for r in table.segments] if table else [],
+    result = {"completed": completed, **m, "mode": cfg.mode, "source": source,
+              "course": [r.row() for r in table.segments] if table else [],
               "worst_rmse": table.worst() if table else {}, "swap_latency_ms": round(walk.swap_latency_ms, 2),
               "prompt_to_actor_s": round(walk.generation_s, 2), "prompt": meta, **outputs,
               "total_s": round(time.time() - t0, 1)}

@@ -44,6 +44,14 @@ def test_expert_rollout_records_full_episode_with_success_flags():
     assert res.success_rate == 1.0 and len(res.trajectories) == 5
 
 
+def test_rollout_can_end_soon_after_success():
+    env = MetaWorldEnv("reach", seed=0)
+    full = rollout(env, env.expert(), env.train_config)
+    short = rollout(env, env.expert(), env.train_config, stop_after_success=5)
+    assert short.first_success == full.first_success and len(short.trajectory) == full.first_success + 6
+    np.testing.assert_array_equal(short.trajectory.states, full.trajectory.states[:len(short.trajectory)])
+
+
 def test_evaluate_actor_protocol_is_reproducible_and_numpy_matches_torch():
     spec = get_spec("metaworld-sac")
     torch.manual_seed(0)

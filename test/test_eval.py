@@ -197,14 +197,19 @@ def maa(*args):
     ("spec-mismatch", "spec 'robosuite-sac' is 41 -> 8, but task 'reach' has observations of 39 and actions of 4"),
     ("nan", "states contain NaN or Inf"),
     ("no-task", "give --task"),
+    ("robot-for-metaworld", "a robot is chosen for Robosuite tasks only"),
+    ("unknown-robot", "unknown Robosuite robot 'R2D2'"),
+    ("robot-dims", "Robosuite robot UR5e: action has 7 dims"),
 ])
 def test_cli_bad_input_one_line_exit_2(gens, tmp_path, capsys, case, expect):
     from maa_core.cli import main
 
-    gen, prompt, task = {"unknown-task": ("mw", "mw.npz", "fly-to-the-moon"), "spec-mismatch": ("rs", "rs.npz", "reach"),
-                         "nan": ("mw", "nan.npz", "reach"), "no-task": ("mw", "mw.npz", None)}[case]
+    gen, prompt, task, robot = {"unknown-task": ("mw", "mw.npz", "fly-to-the-moon", None),
+                                "spec-mismatch": ("rs", "rs.npz", "reach", None), "nan": ("mw", "nan.npz", "reach", None),
+                                "no-task": ("mw", "mw.npz", None, None), "robot-for-metaworld": ("mw", "mw.npz", "reach", "Sawyer"),
+                                "unknown-robot": ("rs", "rs.npz", "lift", "R2D2"), "robot-dims": ("rs", "rs.npz", "lift", "UR5e")}[case]
     argv = ["eval", str(gens / gen), "--prompt", str(gens / prompt), *(["--task", task] if task else []),
-            "--out", str(tmp_path / "o")]
+            *(["--robot", robot] if robot else []), "--out", str(tmp_path / "o")]
     assert main(argv) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("maa: error:") and expect in lines[0], lines

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def add_parser(sub, name: str):
-    p = sub.add_parser(name, help="collect policy checkpoints and trajectories (MetaWorld)",
+    p = sub.add_parser(name, help="collect policy checkpoints and trajectories (MetaWorld, Robosuite)",
                        description="Runs (task, seed) collection jobs and writes DIR/checkpoints and DIR/prompts. "
                                    "Rerunning the same command continues where it stopped.")
     p.add_argument("--config", help="recipe YAML (e.g. config/dataset_reference_cpu.yaml)")
@@ -72,7 +72,7 @@ def run(args) -> int:
     from collections import Counter
     from pathlib import Path
 
-    from ..collect import plan_jobs, run_jobs
+    from ..collect import plan_jobs, prepare_root, prepare_shared_base, run_jobs, with_shared_base
     from ..errors import check
 
     recipe = _recipe_from_args(args)
@@ -80,6 +80,8 @@ def run(args) -> int:
     out = args.out or recipe.get("out")
     check(out, "no output directory: give --out")
     check(args.workers >= 1, f"--workers must be >= 1, got {args.workers}")
+    recipe = with_shared_base(recipe, out)
+    jobs = plan_jobs(recipe)
     spec = recipe.get("spec", "metaworld-sac")
     if args.dry_run:
         for j in jobs:
@@ -87,6 +89,9 @@ def run(args) -> int:
         print(f"{len(jobs)} jobs -> {out}")
         return 0
     t0 = time.time()
+    if recipe.get("shared_base") is not None:  # the root is checked before minutes go into the base
+        prepare_root(out, jobs, spec)
+        prepare_shared_base(recipe, out, log=None if args.quiet else print)
 
     def progress(done, total, r):
         if args.quiet:

@@ -21,6 +21,11 @@ def add_parser(sub, name):
     p.add_argument("--configs", type=int, default=5, help="random initial configurations per policy (paper: 5)")
     p.add_argument("--episodes", type=int, default=1, help="episodes per configuration")
     p.add_argument("--max-steps", type=int, default=500, help="episode length")
+    p.add_argument("--stop-after-success", type=int, default=None, metavar="N",
+                   help="end an episode N steps after its first success (same success rates, less time; "
+                        "returns then cover the episode so far)")
+    p.add_argument("--robot", default=None, help="Robosuite tasks: the robot the policies run on (default Sawyer, "
+                                                 "the paper's evaluation robot; Panda is the training robot)")
     p.add_argument("--seed", type=int, default=0, help="generation seed")
     p.add_argument("--eval-seed", type=int, default=0, help="seed of the evaluation configurations")
     p.add_argument("--workers", type=int, default=2, help="evaluation worker processes")
@@ -81,7 +86,7 @@ def run(args):
     from ..errors import check
     from ..evaluation.baselines import BCConfig, NoiseConfig
     from ..evaluation.report import method_rows, write
-    from ..evaluation.runner import EvalSettings
+    from ..evaluation.runner import EvalSettings, RobosuiteSuite, suite_for
     from ..evaluation.study import StudyConfig, run_study
     from ..pipeline import PolicyGenerator
     from .common import device, out_dir, refuse_overwrite, table
@@ -108,8 +113,13 @@ def run(args):
                       average_k=average_k,
                       eval=EvalSettings(n_configs=args.configs, episodes_per_config=args.episodes, seed=args.eval_seed,
                                         workers=args.workers, max_episode_steps=args.max_steps,
+                                        stop_after_success=args.stop_after_success,
                                         progress=not args.no_progress))
-    results = run_study(gen, prompts, cfg, checkpoints, others)
+    suite = suite_for([p.task for p in prompts], args.robot)
+    if prompts and isinstance(suite, RobosuiteSuite):  # a robot whose state or action does not fit: one line, before any work
+        suite.env(suite.task_name(prompts[0].task), args.max_steps)
+        print(f"Robosuite policies run on the {suite.robot}")
+    results = run_study(gen, prompts, cfg, checkpoints, others, suite=suite)
     paths = write(results, args.out, title=f"maa eval {args.generator}")
     table(method_rows(results))
     print(f"results -> {paths['json']}, {paths['markdown']}, figures in {args.out}")

@@ -1,5 +1,6 @@
-"""CPU-feasible collection: DAgger-style distillation of MetaWorld's scripted expert into the SAC
-actor architecture (spec metaworld-sac).
+"""CPU-feasible collection: DAgger-style distillation of a scripted expert into the SAC actor
+architecture: MetaWorld's own scripted policies (spec metaworld-sac) or this package's Robosuite
+experts (envs/robosuite_experts.py; spec robosuite-sac, training robot Panda).
 
 One run = (task, seed). The seed fixes the run's object/goal configuration (the paper's protocol),
 the actor initialisation, and the run's own hyper-parameters drawn from ranges: demonstration
@@ -14,6 +15,10 @@ training lengths, as it does across SAC seeds and steps in the paper.
     3. rounds of `save_every` updates: deterministic rollout; if the student fails, DAgger (student
        + noise drives, expert labels, aggregated); once it succeeds (success rate 1 on the
        configuration), every successful round is saved as a *checkpoint* with its trajectory
+
+With `base` (a flat .npy from train_shared_base) every run starts from one shared student instead
+of a random initialisation, so checkpoints of different runs and tasks share one parameter
+neighbourhood (on the Go2, blends of such runs walked where blends of independent runs did not).
 """
 from __future__ import annotations
 
@@ -36,6 +41,14 @@ DEFAULTS = {
     "dagger_noise": 0.5,        # DAgger rollout noise = dagger_noise * demo noise
     "max_episode_steps": 500,
     "eval_random_configs": 0,   # >0: also score each checkpoint in this many random configs (stored in source)
+    "stop_after_success": 0,    # >0: end a rollout this many steps after its first success (the embedding
+                                # reads the first n_steps and m_states after success; the rest costs time)
+    "base": "",                 # flat parameters (.npy) every run starts from ('' = random initialisation)
+    "extra_configs": 0,         # >0: demos also in this many other configurations (seeded by the run; the
+                                # `robust` variant: checkpoints are still saved on the run's own configuration)
+    "also_robots": [],          # Robosuite: the same demos also on these robots (their own expert); checkpoints are
+                                # still saved on the training robot. Not the paper's protocol (Panda data only)
+    "robot": None,              # Robosuite tasks: training robot (default Panda)
 }
 
 
@@ -57,7 +70,11 @@ def distill_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: d
                 emit_checkpoint=None, emit_prompt=None, spec_name: str = "metaworld-sac", log=None) -> dict:
     import torch
 
-    from ..envs import MetaWorldEnv, NumpyPolicy, evaluate_policy, random_configs, rollout
+    from pathlib import Path
+
+    from ..envs import NumpyPolicy, evaluate_actor, make_env, random_configs, rollout
+    from ..envs.robosuite_env import robosuite_configs
+    from ..errors import check
     from ..specs import get_spec
 
     cfg = {**DEFAULTS, **(cfg or {})}
@@ -66,15 +83,21 @@ def distill_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: d
     rng = np.random.default_rng(rs)
     torch.manual_seed(rs)
     spec = get_spec(spec_name)
-    env = MetaWorldEnv(task, seed=seed, max_episode_steps=cfg["max_episode_steps"])
+    env = make_env(task, robot=cfg["robot"], seed=seed, max_episode_steps=cfg["max_episode_steps"])
+    check((env.obs_dim, env.act_dim) == (spec.obs_dim, spec.act_dim),
+          f"distill {task}: spec {spec.name!r} is {spec.obs_dim} -> {spec.act_dim}, the task {env.obs_dim} -> {env.act_dim}")
     config = env.train_config
     expert = env.expert()
+    stop = int(cfg["stop_after_success"]) or None
+
+    def run_episode(policy, **kw):
+        return rollout(env, policy, config, stop_after_success=stop, **kw)
 
     noise = float(rng.uniform(*cfg["noise"]))
     subset = float(rng.uniform(*cfg["subset"]))
     lr = float(math.exp(rng.uniform(math.log(cfg["lr"][0]), math.log(cfg["lr"][1]))))
     hyper = {"noise": round(noise, 6), "subset": round(subset, 6), "lr": round(lr, 8)}
-    base = {"config": [float(x) for x in config], "env_id": env.env_id, **hyper}
+    base = {"config": [float(x) for x in np.atleast_1d(config)], "env_id": env.env_id, **hyper}
 
     X: list[np.ndarray] = []
     Y: list[np.ndarray] = []
@@ -85,9 +108,28 @@ def distill_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: d
         Y.append(ro.trajectory.actions[keep])
 
     for _ in range(int(cfg["demos"])):
-        add(rollout(env, expert, config, action_noise=noise, rng=rng, label=expert))
+        add(run_episode(expert, action_noise=noise, rng=rng, label=expert))
+    if int(cfg["extra_configs"]) > 0:
+        n = int(cfg["extra_configs"])
+        others = robosuite_configs(n, rs) if env.domain == "robosuite" else random_configs(task, n, rs)
+    else:
+        others = []
+    for c in others:
+        for _ in range(int(cfg["demos"])):
+            add(rollout(env, expert, c, action_noise=noise, rng=rng, label=expert, stop_after_success=stop))
+    for robot in cfg["also_robots"]:
+        check(env.domain == "robosuite", f"distill {task}: also_robots is for Robosuite tasks")
+        other = make_env(task, robot=robot, seed=seed, max_episode_steps=cfg["max_episode_steps"])
+        ex = other.expert()
+        for c in [config, *others]:
+            for _ in range(int(cfg["demos"])):
+                add(rollout(other, ex, c, action_noise=noise, rng=rng, label=ex, stop_after_success=stop))
+        other.close()
 
     actor = spec.build()
+    if cfg["base"]:
+        check(Path(cfg["base"]).is_file(), f"distill {task}: base student {cfg['base']} not found")
+        spec.unflatten(np.load(cfg["base"]), actor)
     opt = torch.optim.Adam(actor.parameters(), lr=lr)
     log_std_target = math.log(max(noise, 1e-3))
     gen = torch.Generator().manual_seed(rs)
@@ -114,7 +156,7 @@ def distill_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: d
     for target in list(cfg["prompt_steps"])[: int(n_prompts)]:
         train(int(target) - step)
         step = max(step, int(target))
-        ro = rollout(env, NumpyPolicy(spec=spec, params=params()), config)
+        ro = run_episode(NumpyPolicy(spec=spec, params=params()))
         if emit_prompt:
             emit_prompt(Emitted(step, params(), [ro.trajectory], float(ro.success), {**base, "return": ro.ret}))
         n_prompted += 1
@@ -126,21 +168,21 @@ def distill_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: d
         step += int(cfg["save_every"])
         rounds += 1
         pol = NumpyPolicy(spec=spec, params=params())
-        ro = rollout(env, pol, config)
+        ro = run_episode(pol)
         fails = 0 if ro.success else fails + 1
         if ro.success:
             if first_success_step is None:
                 first_success_step = step
             extra = {**base, "return": ro.ret, "first_success": ro.first_success}
             if int(cfg["eval_random_configs"]) > 0:
-                r = evaluate_policy(pol, env, random_configs(task, int(cfg["eval_random_configs"]), seed),
-                                    keep_trajectories=False)
+                r = evaluate_actor(pol, task, int(cfg["eval_random_configs"]), seed=seed, keep_trajectories=False,
+                                   robot=getattr(env, "robot", None), max_episode_steps=cfg["max_episode_steps"])
                 extra["random_config_success_rate"] = r.success_rate
             if emit_checkpoint:
                 emit_checkpoint(Emitted(step, params(), [ro.trajectory], 1.0, extra))
             n_saved += 1
         else:
-            add(rollout(env, pol, config, action_noise=noise * float(cfg["dagger_noise"]), rng=rng, label=expert))
+            add(run_episode(pol, action_noise=noise * float(cfg["dagger_noise"]), rng=rng, label=expert))
         if log:
             log(f"distill {task} s{seed} step {step}: success={ro.success} saved={n_saved}")
     env.close()
@@ -151,3 +193,77 @@ def distill_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: d
 # the method-table entry (collect/jobs.py METHODS): trajectories hold the actor's own inputs
 TRAJ_OBS_DIM = None
 collect_run = distill_run
+
+
+# -- shared base student -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SharedBaseConfig:
+    configs_per_task: int = 16      # expert configurations per task (seeds apart from every run's)
+    config_offset: int = 1_000_000  # their seeds: offset + i (runs use seeds 0 .. a few hundred)
+    rounds: int = 4                 # round 0: noisy expert demos; then DAgger rounds (student + noise drives)
+    updates_per_round: int = 2000   # Adam steps after each round's data
+    lr: float = 1e-3
+    noise: float = 0.3              # action-noise std of the driving policy
+    batch_size: int = 256
+    stop_after_success: int = 20    # rollouts end this many steps after success
+    max_episode_steps: int = 500
+    robot: str | None = None        # Robosuite tasks: training robot (default Panda)
+    seed: int = 0
+    report: bool = True             # log the finished student's success in its configurations (one rollout each)
+
+
+def train_shared_base(tasks, spec_name: str, cfg: SharedBaseConfig = SharedBaseConfig(), log=None) -> np.ndarray:
+    """One student distilled from every task's expert over many configurations (DAgger): the starting
+    point of every run of a recipe with `base`. -> flat parameters of spec `spec_name`."""
+    import torch
+
+    from ..envs import NumpyPolicy, make_env, rollout
+    from ..specs import get_spec
+
+    torch.set_num_threads(1)
+    rs = run_seed("+".join(tasks), cfg.seed, "shared-base")
+    rng = np.random.default_rng(rs)
+    torch.manual_seed(rs)
+    spec = get_spec(spec_name)
+    envs = {t: make_env(t, robot=cfg.robot, seed=cfg.config_offset, max_episode_steps=cfg.max_episode_steps) for t in tasks}
+    experts = {t: e.expert() for t, e in envs.items()}
+    actor = spec.build()
+    opt = torch.optim.Adam(actor.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(rs)
+    X, Y = [], []
+    for rnd in range(cfg.rounds):
+        pol = None if rnd == 0 else NumpyPolicy(spec=spec, params=spec.flatten(actor).numpy().copy())
+        wins = {}
+        for t, env in envs.items():
+            wins[t] = 0
+            for i in range(cfg.configs_per_task):
+                c = cfg.config_offset + i
+                if pol is not None:  # the student's own success, before its noisy DAgger episode
+                    wins[t] += rollout(env, pol, c, stop_after_success=0).success
+                ro = rollout(env, pol or experts[t], c, action_noise=cfg.noise, rng=rng, label=experts[t],
+                             stop_after_success=cfg.stop_after_success)
+                X.append(ro.trajectory.states)
+                Y.append(ro.trajectory.actions)
+        xs = torch.from_numpy(np.concatenate(X))
+        ys = torch.from_numpy(np.concatenate(Y)).clamp(-1, 1)
+        for _ in range(cfg.updates_per_round):
+            idx = torch.randint(0, len(xs), (cfg.batch_size,), generator=gen)
+            out = actor.head_outputs(xs[idx])
+            loss = ((torch.tanh(out["mean"]) - ys[idx]) ** 2).mean() + \
+                0.1 * ((out["log_std"] - math.log(cfg.noise)) ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if log:
+            won = ", ".join(f"{t} {w}/{cfg.configs_per_task}" for t, w in wins.items()) if pol is not None else "expert demos"
+            log(f"shared base round {rnd}: {len(xs)} samples, loss {loss.item():.4f}; student before it: {won}")
+    params = spec.flatten(actor).numpy().copy()
+    if log and cfg.report:
+        pol = NumpyPolicy(spec=spec, params=params)
+        won = {t: sum(rollout(env, pol, cfg.config_offset + i, stop_after_success=0).success
+                      for i in range(cfg.configs_per_task)) for t, env in envs.items()}
+        log("shared base student: " + ", ".join(f"{t} {w}/{cfg.configs_per_task}" for t, w in won.items()) +
+            " of its own configurations")
+    for env in envs.values():
+        env.close()
+    return params

@@ -71,7 +71,7 @@ def plan_jobs(recipe: dict) -> list[Job]:
         from ..envs.tasks import ROBOSUITE_TASKS
 
         rs = [t for t in tasks if t in ROBOSUITE_TASKS]
-        check(not rs or m == "sac", f"groups[{gi}]: Robosuite tasks {rs} have no scripted expert; use method sac")
+        check(not rs or m in ("sac", "distill"), f"groups[{gi}]: method {m!r} does not collect Robosuite tasks {rs}; use distill or sac")
         for task in tasks:
             for s in _seeds(g.get("seeds", 1)):
                 j = Job(task, s, m, n_ck, n_pr, json.dumps(cfg, sort_keys=True))
@@ -79,3 +79,57 @@ def plan_jobs(recipe: dict) -> list[Job]:
                 seen.add(j.id)
                 jobs.append(j)
     return jobs
+
+
+
+def _shared_base_settings(recipe: dict):
+    from dataclasses import fields
+
+    from .distill import SharedBaseConfig
+
+    sb = recipe.get("shared_base")
+    check(isinstance(sb, dict), "shared_base: expected a mapping of settings")
+    known = {f.name for f in fields(SharedBaseConfig)}
+    unknown = set(sb) - known - {"tasks"}
+    check(not unknown, f"shared_base: unknown settings {sorted(unknown)} (known: tasks, {', '.join(sorted(known))})")
+    method = recipe.get("method", "distill")
+    check(method == "distill", f"shared_base: runs start from a base student with method distill, not {method!r}")
+    try:
+        cfg = SharedBaseConfig(**{k: v for k, v in sb.items() if k != "tasks"})
+    except TypeError as e:
+        raise MaaError(f"shared_base: {e}") from None
+    return resolve_tasks(sb.get("tasks") or sorted({j.task for j in plan_jobs(recipe)})), cfg
+
+
+def with_shared_base(recipe: dict, root) -> dict:
+    """A recipe with a `shared_base` section -> the same recipe with every distill run starting from
+    <root>/base.npy (see prepare_shared_base). Recipes without the section come back unchanged."""
+    if recipe.get("shared_base") is None:
+        return recipe
+    _shared_base_settings(recipe)  # bad settings fail here, before any work
+    base = str(Path(root) / "base.npy")
+    return {**recipe, "distill": {**(recipe.get("distill") or {}), "base": base}}
+
+
+def prepare_shared_base(recipe: dict, root, log=print) -> Path | None:
+    """Trains the recipe's shared base student once per dataset root (<root>/base.npy, written
+    atomically; a rerun reuses it). None for a recipe without a `shared_base` section."""
+    import os
+
+    import numpy as np
+
+    from .distill import train_shared_base
+
+    if recipe.get("shared_base") is None:
+        return None
+    tasks, cfg = _shared_base_settings(recipe)
+    base = Path(root) / "base.npy"
+    if not base.is_file():
+        base.parent.mkdir(parents=True, exist_ok=True)
+        if log:
+            log(f"training the shared base student ({', '.join(tasks)}; {cfg.configs_per_task} configurations each) -> {base}")
+        params = train_shared_base(tasks, recipe.get("spec", "metaworld-sac"), cfg, log=log)
+        tmp = base.with_name(".base.tmp.npy")
+        np.save(tmp, params)
+        os.replace(tmp, base)
+    return base

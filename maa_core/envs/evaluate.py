@@ -62,19 +62,20 @@ class Rollout:
 
 
 def rollout(env, policy, config=None, max_steps: int | None = None, action_noise: float = 0.0,
-            rng: np.random.Generator | None = None, label=None) -> Rollout:
+            rng: np.random.Generator | None = None, label=None, stop_after_success: int | None = None) -> Rollout:
     """One full episode of `policy` (obs -> action) in `env` from `config`.
 
     action_noise: std of Gaussian noise added to the executed action (recorded: the executed one).
     label: optional second policy; when given, the *recorded* actions are label(obs) (DAgger-style
     expert relabelling) while `policy` (+ noise) drives the environment.
+    stop_after_success: end the episode this many steps after its first success (None: run to the end).
     """
     obs = env.reset(config)
     T = int(max_steps or env.max_episode_steps)
     S = np.empty((T, env.obs_dim), np.float32)
     A = np.empty((T, env.act_dim), np.float32)
     succ = np.zeros(T, bool)
-    ret, t = 0.0, 0
+    ret, t, first = 0.0, 0, None
     for t in range(T):
         a = np.asarray(policy(obs), dtype=np.float64)
         if action_noise > 0:
@@ -85,7 +86,9 @@ def rollout(env, policy, config=None, max_steps: int | None = None, action_noise
         obs, r, s, done = env.step(a)
         ret += r
         succ[t] = s
-        if done:
+        if s and first is None:
+            first = t
+        if done or (stop_after_success is not None and first is not None and t >= first + stop_after_success):
             break
     n = t + 1
     traj = Trajectory(S[:n], A[:n], succ[:n])
@@ -108,13 +111,15 @@ class EvalResult:
 
 
 def evaluate_policy(policy, env, configs, episodes_per_config: int = 1, keep_trajectories: bool = True,
-                    action_noise: float = 0.0, seed: int = 0, max_steps: int | None = None) -> EvalResult:
+                    action_noise: float = 0.0, seed: int = 0, max_steps: int | None = None,
+                    stop_after_success: int | None = None) -> EvalResult:
     """Runs `policy` from each config; with action_noise=0 the episodes of one config are identical."""
     rng = np.random.default_rng(seed)
     res = EvalResult(0.0, 0.0, configs=list(configs))
     for c in configs:
         for _ in range(int(episodes_per_config)):
-            ro = rollout(env, policy, c, max_steps=max_steps, action_noise=action_noise, rng=rng)
+            ro = rollout(env, policy, c, max_steps=max_steps, action_noise=action_noise, rng=rng,
+                         stop_after_success=stop_after_success)
             res.returns.append(ro.ret)
             res.first_success.append(ro.first_success)
             if keep_trajectories:
@@ -143,10 +148,11 @@ def evaluate_actor(actor, task: str, n_configs: int = 5, episodes_per_config: in
     if task in ROBOSUITE_TASKS or task in ROBOSUITE_TASKS.values():
         from .robosuite_env import RobosuiteEnv
 
+        from .robosuite_env import robosuite_configs
+
         env = RobosuiteEnv(task, robot=robot or ROBOSUITE_EVAL_ROBOT, max_episode_steps=max_episode_steps)
         if configs is None:
-            rng = np.random.default_rng([int(seed), 0x6D7761])
-            configs = [int(x) for x in rng.integers(0, 2**31 - 1, size=n_configs)]
+            configs = robosuite_configs(n_configs, seed)
     else:
         from .metaworld_env import get_env, random_configs
 

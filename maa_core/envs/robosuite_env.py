@@ -37,6 +37,22 @@ OBJECT_KEYS = {
 }
 
 
+def _quiet(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
+def _import_robosuite():
+    """robosuite, imported without its import-time warnings (no private macro file, optional robot
+    models, GR1 IK): they reach stderr on every import and bury a CLI's one-line error. A filter on
+    its logger, set before the import, survives the handlers robosuite adds; its errors still show."""
+    log = logging.getLogger("robosuite_logs")
+    if _quiet not in log.filters:
+        log.addFilter(_quiet)
+    import robosuite
+
+    return robosuite
+
+
 def _controller_config(robot: str) -> dict:
     from robosuite.controllers import load_composite_controller_config, load_part_controller_config
 
@@ -81,6 +97,14 @@ def _exclude_base_contacts(rs_env) -> list[tuple[str, str]]:
     return pairs
 
 
+def robosuite_configs(n: int, seed: int = 0) -> list[int]:
+    """`n` evaluation configurations (placement-sampler seeds), reproducible from `seed`, apart from
+    the training runs' own seeds (0, 1, 2, ...)."""
+    check(n >= 1, f"n_configs must be >= 1, got {n}")
+    rng = np.random.default_rng([int(seed), 0x6D7761])
+    return [int(x) for x in rng.integers(0, 2**31 - 1, size=n)]
+
+
 class _SortedChoice:
     """A np.random.Generator whose choice() sorts a list first: NutAssemblySingle draws its nut from
     list(set of names), whose order follows the process's string-hash seed, so without this the same
@@ -105,14 +129,12 @@ class RobosuiteEnv:
         self.env_name = robosuite_env_name(task)
         self.task = task
         os.environ.setdefault("MUJOCO_GL", "egl")
-        logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
-        import robosuite
-
-        logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
+        robosuite = _import_robosuite()
         robots = sorted(robosuite.ALL_ROBOTS)
         if robot not in robots:
             raise MaaError(f"unknown Robosuite robot {robot!r} (robosuite {robosuite.__version__} has: {', '.join(robots)})")
         self.robot = robot
+        self.env_id = f"{self.env_name}/{robot}"
         self.max_episode_steps = int(max_episode_steps)
         try:
             self._env = robosuite.make(self.env_name, robots=robot, has_renderer=False, has_offscreen_renderer=False,

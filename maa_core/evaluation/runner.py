@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import check
+from ..errors import MaaError, check
 from ..specs import PolicySpec
 
 
@@ -25,12 +25,17 @@ class EvalSettings:
     workers: int = 2  # spawned processes; 1 runs in this process
     max_episode_steps: int = 500  # MetaWorld horizon
     progress: bool = True
+    # >= 0: an episode ends this many steps after its first success (success rates are unchanged, returns
+    # cover the episode so far; for slow simulators); None: every episode runs its full length
+    stop_after_success: int | None = None
 
     def validate(self) -> "EvalSettings":
         check(self.n_configs >= 1, f"configs per policy must be >= 1, got {self.n_configs}")
         check(self.episodes_per_config >= 1, f"episodes per configuration must be >= 1, got {self.episodes_per_config}")
         check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
         check(1 <= self.max_episode_steps, f"max episode steps must be >= 1, got {self.max_episode_steps}")
+        check(self.stop_after_success is None or self.stop_after_success >= 0,
+              f"stop after success must be >= 0 steps, got {self.stop_after_success}")
         return self
 
 
@@ -71,6 +76,60 @@ class MetaWorldSuite:
         return random_configs(task, n, seed)
 
 
+class RobosuiteSuite:
+    """The paper's Robosuite tasks (41-dim state, 8-dim action) on one robot: the paper trains on the
+    Panda and evaluates on the Sawyer (cross-embodiment)."""
+
+    _envs: dict = {}  # per process: (task, robot, steps) -> env (building one takes about a second)
+
+    def __init__(self, robot: str | None = None):
+        from ..envs.tasks import ROBOSUITE_EVAL_ROBOT
+
+        self.robot = robot or ROBOSUITE_EVAL_ROBOT
+
+    def task_name(self, task: str) -> str:
+        from ..envs.tasks import ROBOSUITE_TASKS
+
+        for short, env_name in ROBOSUITE_TASKS.items():
+            if task in (short, env_name):
+                return short
+        raise MaaError(f"unknown Robosuite task {task!r} (known: {', '.join(ROBOSUITE_TASKS)})")
+
+    def dims(self, task: str) -> tuple[int, int]:
+        from ..envs.robosuite_env import ACT_DIM, OBS_DIM
+
+        return OBS_DIM, ACT_DIM
+
+    def seen(self, task: str) -> bool | None:
+        return None
+
+    def env(self, task: str, max_episode_steps: int):
+        from ..envs.robosuite_env import RobosuiteEnv
+
+        key = (task, self.robot, int(max_episode_steps))
+        if key not in self._envs:
+            self._envs[key] = RobosuiteEnv(task, robot=self.robot, max_episode_steps=max_episode_steps)
+        return self._envs[key]
+
+    def configs(self, task: str, n: int, seed: int) -> list:
+        from ..envs.robosuite_env import robosuite_configs
+
+        return robosuite_configs(n, seed)
+
+
+def suite_for(tasks, robot: str | None = None):
+    """The suite of `tasks`: Robosuite (on `robot`, default the evaluation robot) or MetaWorld; one
+    clear error for a mix, or a robot given for MetaWorld tasks."""
+    from ..envs.tasks import ROBOSUITE_TASKS
+
+    rs = {t in ROBOSUITE_TASKS or t in ROBOSUITE_TASKS.values() for t in tasks}
+    check(len(rs) <= 1, f"tasks {sorted(set(tasks))} mix Robosuite and MetaWorld; evaluate them separately")
+    if rs == {True}:
+        return RobosuiteSuite(robot)
+    check(robot is None, f"--robot {robot}: a robot is chosen for Robosuite tasks only (these are MetaWorld: {sorted(set(tasks))})")
+    return MetaWorldSuite()
+
+
 def check_compatible(spec: PolicySpec, tasks, suite) -> list[str]:
     """Task names in the suite's form; one clear error for an unknown task or a spec that does not fit."""
     names = []
@@ -101,7 +160,8 @@ def score_one(spec: PolicySpec, params: np.ndarray, task: str, settings: EvalSet
     env = suite.env(task, settings.max_episode_steps)
     configs = suite.configs(task, settings.n_configs, settings.seed)
     res = evaluate_policy(policy, env, configs, settings.episodes_per_config, keep_trajectories=False,
-                          seed=settings.seed, max_steps=settings.max_episode_steps)
+                          seed=settings.seed, max_steps=settings.max_episode_steps,
+                          stop_after_success=settings.stop_after_success)
     fs = [f for f in res.first_success if f >= 0]
     return PolicyScore(float(res.success_rate), float(res.mean_return), float(np.mean(fs)) if fs else None,
                        [f >= 0 for f in res.first_success])

@@ -74,3 +74,42 @@ def test_suite_switches_robot_with_the_same_dims_and_refuses_mixes():
         suite_for(["reach"], "Sawyer")
     with pytest.raises(MaaError, match="unknown Robosuite task 'stack'"):
         s.task_name("stack")
+
+
+@pytest.mark.slow
+def test_generator_trained_on_a_tiny_lift_set_beats_an_untrained_network(tmp_path):
+    """Records of two DAgger runs from a shared base -> a tiny generator -> actors prompted by one
+    run's trajectory lift the cube in that run's placement; an untrained network does not."""
+    import torch
+
+    from maa_core.collect.distill import SharedBaseConfig, train_shared_base
+    from maa_core.config import GeneratorConfig
+    from maa_core.envs import NumpyPolicy, evaluate_actor
+    from maa_core.specs import get_spec
+    from maa_core.train import TrainerOptions, TrainingData, train_generator
+
+    spec = get_spec("robosuite-sac")
+    base = tmp_path / "base.npy"
+    np.save(base, train_shared_base(["lift"], spec.name, SharedBaseConfig(configs_per_task=4, updates_per_round=1000,
+                                                                          report=False)))
+    saved = {}
+    for seed in (0, 1):
+        saved[seed] = []
+        r = distill_run("lift", seed, 6, 0, {"base": str(base), "lr": [1e-4, 5e-4], "max_rounds": 60,
+                                             "stop_after_success": 10}, emit_checkpoint=saved[seed].append,
+                        spec_name=spec.name)
+        assert r["checkpoints"] == 6, r
+    emitted = saved[0] + saved[1]
+    params = np.stack([e.params for e in emitted])
+    trajs = [(i, e.trajectories[0]) for i, e in enumerate(emitted)]
+    cfg = GeneratorConfig.preset_named("tiny", **{"train_diffusion.steps": 1000})
+    gen = train_generator(TrainingData.from_records(params, trajs, cfg, 41, 8), spec, 41, 8, cfg,
+                          TrainerOptions(run_dir=tmp_path / "run", progress=False, resume=False))
+    k, placement = 8, [0]  # run 0's own placement (training config = seed)
+    out = gen.generate(saved[0][-1].trajectories[0], num_policies=k, seed=0)
+    won = sum(evaluate_actor(NumpyPolicy(out.actor(0, i)), "lift", configs=placement, robot="Panda",
+                             keep_trajectories=False).success_rate for i in range(k))
+    torch.manual_seed(0)
+    untrained = sum(evaluate_actor(spec.build(), "lift", configs=placement, robot="Panda",
+                                   keep_trajectories=False).success_rate for _ in range(2))
+    assert untrained == 0 and won >= 3, (won, untrained)

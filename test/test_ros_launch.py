@@ -161,7 +161,13 @@ def test_ros2_launch_runs_the_shipped_generator_on_the_simulated_go2(launched):
     # 0.4 s of them: an unscreened candidate may fall soon after (a safety fault, DAMP), and on a
     # loaded machine sooner; walking is judged elsewhere (test_locomotion, the demo)
     steps, n = c.prompts["maa/go2/steps"], 20
-    assert _wait(lambda: len(steps) >= n or not alive(), 40) and alive(), log()[-4000:]
+    # a fault before RUN (a stale lowstate while the shared CPU is busy: the watchdog doing its job)
+    # leaves the robot damped; an operator enables again, and so does this test (as the demo does)
+    for _ in range(3):
+        if _wait(lambda: len(steps) >= n or not alive(), 30) or not alive():
+            break
+        c.set_bool("/maa_go2_controller/enable", True)
+    assert _wait(lambda: len(steps) >= n or not alive(), 10) and alive(), log()[-4000:]
     assert _wait(lambda: g["gens"] and g["gens"][-1] == gid, 10), g["gens"]
     with c.lock:
         rows = np.array([m.data for m in steps[:n]], np.float32)

@@ -92,7 +92,10 @@ def markdown(results: dict, title: str = "Evaluation") -> str:
     out = [f"# {title}", "",
            f"{s['prompts']} prompts, {s['num_policies']} policies per prompt, spec `{s['spec']}`; each policy in "
            f"{ev['n_configs']} random initial configurations × {ev['episodes_per_config']} episode(s), "
-           f"{ev['max_episode_steps']} steps; configuration seed {ev['seed']}, generation seed {s['seed']}.", "",
+           f"{ev['max_episode_steps']} steps; configuration seed {ev['seed']}, generation seed {s['seed']}"
+           + (f"; policies run on the {s['robot']}" if s.get("robot") else "")
+           + (f"; episodes end {ev['stop_after_success']} steps after success" if ev.get("stop_after_success") is not None else "")
+           + ".", "",
            "## Methods side by side (all tasks, mean over tasks)", "",
            "top5 / top10: mean success of a task's 5 / 10 best policies; qualified: share of policies that succeed "
            "in every episode; cos: parameter cosine of each policy to the prompt's own policy and to its nearest "

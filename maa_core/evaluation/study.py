@@ -180,7 +180,8 @@ def run_study(gen, prompts: list[PromptItem], cfg: StudyConfig | None = None, ch
     results = {"settings": {"num_policies": cfg.num_policies, "seed": cfg.seed, "action_noise": cfg.action_noise,
                             "baselines": list(cfg.baselines), "eval": asdict(cfg.eval), "bc": asdict(cfg.bc),
                             "noise": asdict(cfg.noise), "average_k": cfg.average_k,
-                            "prompts": len(prompts), "spec": gen.spec.name},
+                            "prompts": len(prompts), "spec": gen.spec.name,
+                            "robot": getattr(suite, "robot", None)},
                "prompt_success": _prompt_success(prompts), "methods": {}, "timing_s": timing}
     for name, make in methods:
         t0 = time.perf_counter()

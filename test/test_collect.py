@@ -85,6 +85,21 @@ def test_two_workers_give_the_same_records_as_one(tmp_path):
             np.testing.assert_array_equal(x.success, y.success)
 
 
+def test_a_failing_job_stops_the_queue_with_its_error(tmp_path):
+    """One job fails (its base student is missing): the error comes back at once, the queued jobs are
+    dropped instead of running silently first, and a fixed rerun collects them."""
+    cfg = {"demos": 2, "prompt_steps": [0]}
+    bad = Job("button-press", 0, "distill", 1, 1, json.dumps({**cfg, "base": str(tmp_path / "missing.npy")}))
+    good = [Job("reach", s, "distill", 1, 1, json.dumps(cfg)) for s in range(1, 9)]
+    root = tmp_path / "ds"
+    with pytest.raises(MaaError, match="base student .*missing.npy not found"):
+        run_jobs([bad, *good], root, workers=2)
+    # at most the jobs already running or handed to a worker (the pool passes one more than its size)
+    assert len(list((root / "jobs").glob("*.json"))) <= 3
+    run_jobs(good, root, workers=2)
+    assert len(list((root / "jobs").glob("*.json"))) == 8
+
+
 @pytest.mark.slow
 def test_kill9_mid_collection_then_resume(tmp_path):
     out = tmp_path / "ds"

@@ -78,6 +78,7 @@ def distill_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: d
     from ..specs import get_spec
 
     cfg = {**DEFAULTS, **(cfg or {})}
+    check(not cfg["base"] or Path(cfg["base"]).is_file(), f"distill {task}: base student {cfg['base']} not found")
     torch.set_num_threads(1)
     rs = run_seed(task, seed, "distill")
     rng = np.random.default_rng(rs)
@@ -128,7 +129,6 @@ def distill_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: d
 
     actor = spec.build()
     if cfg["base"]:
-        check(Path(cfg["base"]).is_file(), f"distill {task}: base student {cfg['base']} not found")
         spec.unflatten(np.load(cfg["base"]), actor)
     opt = torch.optim.Adam(actor.parameters(), lr=lr)
     log_std_target = math.log(max(noise, 1e-3))

@@ -255,8 +255,15 @@ def run_jobs(jobs: list[Job], root, workers: int = 1, ray_address: str | None = 
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(max_workers=int(workers), mp_context=ctx, initializer=_worker_init) as ex:
             futs = {ex.submit(run_job, asdict(jobs[i]), str(root), spec_name): i for i in todo}
-            for f in as_completed(futs):
-                report(futs[f], f.result())
+            try:
+                for f in as_completed(futs):
+                    report(futs[f], f.result())
+            except BaseException:
+                # a failed job (or Ctrl-C) ends the collection: the queued jobs are dropped, the running ones
+                # finish (their records are kept; leaving the block waits for them), a rerun continues
+                for f in futs:
+                    f.cancel()
+                raise
     return [results[i] for i in range(len(jobs))]
 
 

@@ -305,6 +305,38 @@ def constant_groups(spec, params: torch.Tensor) -> tuple[str, ...]:
                  if bool((params[:, g.start:g.stop] == params[:1, g.start:g.stop]).all()))
 
 
+def _inputs_fingerprint(data: TrainingData, spec, cfg: GeneratorConfig) -> str:
+    """What a run directory's checkpoints were trained on: the data's tensors, the spec and the config."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps([spec.name, dataclasses.asdict(cfg)], sort_keys=True, default=str).encode())
+    for t in (data.params, data.h_in, data.v_in, data.traj_record, data.diffusion_pairs()):
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _claim_run_dir(opts: TrainerOptions, fingerprint: str) -> None:
+    """Resuming continues only the run these inputs started: a run directory left by other data or
+    settings would otherwise load its half-trained models silently. Rank 0 writes the claim."""
+    import json
+
+    from .files import read_json
+
+    claim = opts.run_dir / "inputs.json"
+    if opts.resume and claim.exists():
+        old = read_json(claim, "training run claim")
+        theirs = old.get("fingerprint") if isinstance(old, dict) else None
+        check(theirs == fingerprint,
+              f"{opts.run_dir}: holds a training run of other data or settings (inputs {theirs}, now {fingerprint}); "
+              f"start over with --no-resume or give another --run-dir")
+    if _is_rank0():
+        tmp = claim.with_name(".inputs.json.tmp")
+        tmp.write_text(json.dumps({"fingerprint": fingerprint}))
+        os.replace(tmp, claim)
+
+
 def train_generator(data: TrainingData, spec, obs_dim: int, act_dim: int, cfg: GeneratorConfig,
                     opts: TrainerOptions, out_dir: Path | None = None) -> PolicyGenerator:
     """Trains all three models; returns the generator (saved to out_dir when given, on rank 0)."""
@@ -317,6 +349,7 @@ def train_generator(data: TrainingData, spec, obs_dim: int, act_dim: int, cfg: G
         if const and opts.progress:
             print(f"constant token groups (shared by all {len(data.params)} checkpoints, not coded): {', '.join(const)}")
         cfg = dataclasses.replace(cfg, autoencoder=dataclasses.replace(cfg.autoencoder, constant_groups=const))
+    _claim_run_dir(opts, _inputs_fingerprint(data, spec, cfg))
     gen = PolicyGenerator(spec, obs_dim, act_dim, cfg, device="cpu")
     ae, emb, unet = gen.autoencoder, gen.embedding, gen.unet
 

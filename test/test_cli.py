@@ -60,6 +60,10 @@ def test_train_generate_export_info(trained, toy_dataset, tmp_path):
 def test_resume_skips_finished_stages(trained, toy_dataset):
     p = maa("train", toy_dataset / "data", "--out", trained, *FAST)
     assert "max_steps" not in p.stderr + p.stdout  # nothing retrained
+    # other settings into the same run directory: refused in one line, not resumed from the other run
+    p = maa("train", toy_dataset / "data", "--out", trained, *FAST, "--set", "train_diffusion.steps=21", check=False)
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(err) == 1 and "holds a training run of other data or settings" in err[0], err
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Do the autoencoder's reconstructions of training checkpoints still work? (diagnostic)
 
     .venv/bin/python benchmarks/ae_fidelity.py GENERATOR_OR_RUN_DIR --data data/reference-cpu [--n 16]
+    .venv/bin/python benchmarks/ae_fidelity.py runs/rs-gen --data data/robosuite-cpu --robot Panda
 
 Takes n checkpoints spread over the dataset, encodes and decodes them with the generator's
 autoencoder, and runs original and reconstruction on the checkpoint's own training configuration
@@ -22,7 +23,7 @@ import torch  # noqa: E402
 from maa_core.config import GeneratorConfig  # noqa: E402
 from maa_core.dataset import PolicyDataset  # noqa: E402
 from maa_core.evaluation.novelty import cosine  # noqa: E402
-from maa_core.evaluation.runner import EvalSettings, evaluate_params  # noqa: E402
+from maa_core.evaluation.runner import EvalSettings, RobosuiteSuite, evaluate_params, suite_for  # noqa: E402
 from maa_core.models import ParameterAutoencoder  # noqa: E402
 
 
@@ -42,6 +43,7 @@ def main():
     ap.add_argument("--data", type=Path, default=Path("data/reference-cpu"))
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--preset", default="cpu", help="preset of a run dir's autoencoder")
+    ap.add_argument("--robot", help="Robosuite tasks: the robot (default Sawyer)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     ck = PolicyDataset(a.data / "checkpoints")
@@ -55,11 +57,17 @@ def main():
     out = {"cosine": cosine(P, R).tolist()}
     from maa_core.envs.evaluate import NumpyPolicy, evaluate_actor
 
-    own = [[evaluate_actor(NumpyPolicy(spec=ck.spec, params=p), r.task, configs=[np.asarray(r.source["config"])],
-                           keep_trajectories=False).success_rate for p in (P[i], R[i])] for i, r in enumerate(recs)]
+    suite = suite_for(tasks, a.robot)
+    rs = isinstance(suite, RobosuiteSuite)
+
+    def own_config(r):  # MetaWorld: the configuration vector; Robosuite: the placement seed
+        return int(r.source["config"][0]) if rs else np.asarray(r.source["config"])
+
+    own = [[evaluate_actor(NumpyPolicy(spec=ck.spec, params=p), r.task, configs=[own_config(r)], keep_trajectories=False,
+                           robot=suite.robot if rs else None).success_rate for p in (P[i], R[i])] for i, r in enumerate(recs)]
     s = EvalSettings(workers=1, progress=False)
-    rnd_o = [x.success_rate for x in evaluate_params(ck.spec, P, tasks, s)]
-    rnd_r = [x.success_rate for x in evaluate_params(ck.spec, R, tasks, s)]
+    rnd_o = [x.success_rate for x in evaluate_params(ck.spec, P, tasks, s, suite)]
+    rnd_r = [x.success_rate for x in evaluate_params(ck.spec, R, tasks, s, suite)]
     out.update(own_config_original=float(np.mean([o[0] for o in own])), own_config_reconstruction=float(np.mean([o[1] for o in own])),
                random5_original=float(np.mean(rnd_o)), random5_reconstruction=float(np.mean(rnd_r)),
                mean_cosine=float(np.mean(out["cosine"])))

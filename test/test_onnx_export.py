@@ -15,8 +15,9 @@ from maa_core.resources import package_path
 from maa_core.specs import get_spec
 
 REPO = Path(__file__).resolve().parents[1]
-TOL = 1e-5  # float32 with another summation order, relative to max(1, |action|): measured <= 1.3e-6 on the
-            # 1.2 M-parameter go2-wtw body, 1.0e-5 absolute on go2-walk actions of magnitude 9
+TOL = 1e-4  # float32 with another summation order, relative to max(1, |action|): measured <= 1.3e-6 on the
+            # 1.2 M-parameter go2-wtw body, 1.0e-5 absolute on go2-walk actions of magnitude 9, 1.6e-5 on another
+            # x86 CPU (other BLAS kernels); an export mistake (a layer, an activation, a scale) is off by O(0.1-1)
 
 
 def close(got, ref) -> bool:

@@ -98,7 +98,9 @@ def test_auto_switches_at_the_threshold(world):
         del gen.embedding.condition_from_trajectories
     assert len(calls) == 1 and source["source"] == "generated"
     assert np.array_equal(params, gen.generate([near], num_policies=3, seed=5).params[0])
-    assert idx.match_conditions(gen.condition([near]))[0] == idx.match(gen, [near])[0]
+    a, b = idx.match_conditions(gen.condition([near]))[0], idx.match(gen, [near])[0]
+    # the same match; the distance through another batching of the embedding differs by BLAS rounding
+    assert (a.checkpoint, a.key) == (b.checkpoint, b.key) and a.distance == pytest.approx(b.distance, abs=1e-5)
 
 
 class _Prefers:

@@ -90,14 +90,15 @@ def test_a_failing_job_stops_the_queue_with_its_error(tmp_path):
     dropped instead of running silently first, and a fixed rerun collects them."""
     cfg = {"demos": 2, "prompt_steps": [0]}
     bad = Job("button-press", 0, "distill", 1, 1, json.dumps({**cfg, "base": str(tmp_path / "missing.npy")}))
-    good = [Job("reach", s, "distill", 1, 1, json.dumps(cfg)) for s in range(1, 9)]
+    good = [Job("reach", s, "distill", 1, 1, json.dumps(cfg)) for s in range(1, 17)]
     root = tmp_path / "ds"
     with pytest.raises(MaaError, match="base student .*missing.npy not found"):
         run_jobs([bad, *good], root, workers=2)
-    # at most the jobs already running or handed to a worker (the pool passes one more than its size)
-    assert len(list((root / "jobs").glob("*.json"))) <= 3
+    # the jobs already running or handed to a worker finish (2-4 of them, more on a loaded machine, where the
+    # failing worker starts late); the queue behind them is dropped
+    assert len(list((root / "jobs").glob("*.json"))) <= 8
     run_jobs(good, root, workers=2)
-    assert len(list((root / "jobs").glob("*.json"))) == 8
+    assert len(list((root / "jobs").glob("*.json"))) == 16
 
 
 @pytest.mark.slow

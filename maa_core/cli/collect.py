@@ -76,7 +76,6 @@ def run(args) -> int:
     from ..errors import check
 
     recipe = _recipe_from_args(args)
-    jobs = plan_jobs(recipe)
     out = args.out or recipe.get("out")
     check(out, "no output directory: give --out")
     check(args.workers >= 1, f"--workers must be >= 1, got {args.workers}")

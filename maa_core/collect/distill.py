@@ -52,6 +52,23 @@ DEFAULTS = {
 }
 
 
+def imitate(actor, opt, X: list, Y: list, n: int, batch_size: int, log_std_target: float, gen) -> float:
+    """n Adam steps on the aggregated (state, expert action) data: MSE of tanh(mean) to the action, plus
+    a small pull of log_std towards the demo noise (so the head carries SAC-like values). -> last loss."""
+    import torch
+
+    xs = torch.from_numpy(np.concatenate(X))
+    ys = torch.from_numpy(np.concatenate(Y)).clamp(-1, 1)
+    for _ in range(n):
+        idx = torch.randint(0, len(xs), (batch_size,), generator=gen)
+        out = actor.head_outputs(xs[idx])
+        loss = ((torch.tanh(out["mean"]) - ys[idx]) ** 2).mean() + 0.1 * ((out["log_std"] - log_std_target) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return float(loss.item())
+
+
 @dataclass
 class Emitted:
     step: int
@@ -91,8 +108,8 @@ def distill_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: d
     expert = env.expert()
     stop = int(cfg["stop_after_success"]) or None
 
-    def run_episode(policy, **kw):
-        return rollout(env, policy, config, stop_after_success=stop, **kw)
+    def run_episode(policy, c=None, on=None, **kw):  # default: the run's own env and configuration
+        return rollout(on or env, policy, config if c is None else c, stop_after_success=stop, **kw)
 
     noise = float(rng.uniform(*cfg["noise"]))
     subset = float(rng.uniform(*cfg["subset"]))
@@ -110,21 +127,18 @@ def distill_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: d
 
     for _ in range(int(cfg["demos"])):
         add(run_episode(expert, action_noise=noise, rng=rng, label=expert))
-    if int(cfg["extra_configs"]) > 0:
-        n = int(cfg["extra_configs"])
-        others = robosuite_configs(n, rs) if env.domain == "robosuite" else random_configs(task, n, rs)
-    else:
-        others = []
+    n = int(cfg["extra_configs"])
+    others = [] if n <= 0 else robosuite_configs(n, rs) if env.domain == "robosuite" else random_configs(task, n, rs)
     for c in others:
         for _ in range(int(cfg["demos"])):
-            add(rollout(env, expert, c, action_noise=noise, rng=rng, label=expert, stop_after_success=stop))
+            add(run_episode(expert, c, action_noise=noise, rng=rng, label=expert))
     for robot in cfg["also_robots"]:
         check(env.domain == "robosuite", f"distill {task}: also_robots is for Robosuite tasks")
         other = make_env(task, robot=robot, seed=seed, max_episode_steps=cfg["max_episode_steps"])
         ex = other.expert()
         for c in [config, *others]:
             for _ in range(int(cfg["demos"])):
-                add(rollout(other, ex, c, action_noise=noise, rng=rng, label=ex, stop_after_success=stop))
+                add(run_episode(ex, c, on=other, action_noise=noise, rng=rng, label=ex))
         other.close()
 
     actor = spec.build()
@@ -135,18 +149,8 @@ def distill_run(task: str, seed: int, n_checkpoints: int, n_prompts: int, cfg: d
     gen = torch.Generator().manual_seed(rs)
 
     def train(n: int):
-        if n <= 0:
-            return
-        xs = torch.from_numpy(np.concatenate(X))
-        ys = torch.from_numpy(np.concatenate(Y)).clamp(-1, 1)
-        for _ in range(n):
-            idx = torch.randint(0, len(xs), (int(cfg["batch_size"]),), generator=gen)
-            out = actor.head_outputs(xs[idx])
-            loss = ((torch.tanh(out["mean"]) - ys[idx]) ** 2).mean() + \
-                0.1 * ((out["log_std"] - log_std_target) ** 2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        if n > 0:
+            imitate(actor, opt, X, Y, n, int(cfg["batch_size"]), log_std_target, gen)
 
     def params() -> np.ndarray:
         return spec.flatten(actor).numpy().copy()
@@ -198,12 +202,13 @@ collect_run = distill_run
 # -- shared base student -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SharedBaseConfig:
-    configs_per_task: int = 16      # expert configurations per task (seeds apart from every run's)
+    configs_per_task: int = 24      # expert configurations per task (seeds apart from every run's)
     config_offset: int = 1_000_000  # their seeds: offset + i (runs use seeds 0 .. a few hundred)
-    rounds: int = 4                 # round 0: noisy expert demos; then DAgger rounds (student + noise drives)
-    updates_per_round: int = 2000   # Adam steps after each round's data
+    rounds: int = 1                 # round 0: noisy expert demos; then DAgger rounds (student + noise drives).
+                                    # On Robosuite, DAgger over many placements made the student worse (8/16 -> 0/16)
+    updates_per_round: int = 4000   # Adam steps after each round's data
     lr: float = 1e-3
-    noise: float = 0.3              # action-noise std of the driving policy
+    noise: float = 0.1              # action-noise std of the driving policy
     batch_size: int = 256
     stop_after_success: int = 20    # rollouts end this many steps after success
     max_episode_steps: int = 500
@@ -244,19 +249,10 @@ def train_shared_base(tasks, spec_name: str, cfg: SharedBaseConfig = SharedBaseC
                              stop_after_success=cfg.stop_after_success)
                 X.append(ro.trajectory.states)
                 Y.append(ro.trajectory.actions)
-        xs = torch.from_numpy(np.concatenate(X))
-        ys = torch.from_numpy(np.concatenate(Y)).clamp(-1, 1)
-        for _ in range(cfg.updates_per_round):
-            idx = torch.randint(0, len(xs), (cfg.batch_size,), generator=gen)
-            out = actor.head_outputs(xs[idx])
-            loss = ((torch.tanh(out["mean"]) - ys[idx]) ** 2).mean() + \
-                0.1 * ((out["log_std"] - math.log(cfg.noise)) ** 2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        loss = imitate(actor, opt, X, Y, cfg.updates_per_round, cfg.batch_size, math.log(cfg.noise), gen)
         if log:
             won = ", ".join(f"{t} {w}/{cfg.configs_per_task}" for t, w in wins.items()) if pol is not None else "expert demos"
-            log(f"shared base round {rnd}: {len(xs)} samples, loss {loss.item():.4f}; student before it: {won}")
+            log(f"shared base round {rnd}: {sum(map(len, X))} samples, loss {loss:.4f}; student before it: {won}")
     params = spec.flatten(actor).numpy().copy()
     if log and cfg.report:
         pol = NumpyPolicy(spec=spec, params=params)

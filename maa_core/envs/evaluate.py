@@ -146,9 +146,7 @@ def evaluate_actor(actor, task: str, n_configs: int = 5, episodes_per_config: in
 
     policy = actor if (isinstance(actor, NumpyPolicy) or not hasattr(actor, "spec")) else NumpyPolicy(actor)
     if task in ROBOSUITE_TASKS or task in ROBOSUITE_TASKS.values():
-        from .robosuite_env import RobosuiteEnv
-
-        from .robosuite_env import robosuite_configs
+        from .robosuite_env import RobosuiteEnv, robosuite_configs
 
         env = RobosuiteEnv(task, robot=robot or ROBOSUITE_EVAL_ROBOT, max_episode_steps=max_episode_steps)
         if configs is None:

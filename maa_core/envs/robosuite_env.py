@@ -197,3 +197,15 @@ class RobosuiteEnv:
 
     def close(self) -> None:
         self._env.close()
+
+
+_CACHE: dict[tuple[str, str, int], RobosuiteEnv] = {}
+
+
+def get_env(task: str, robot: str, max_episode_steps: int = 500) -> RobosuiteEnv:
+    """A per-process cached env (reset with an explicit configuration before use): building one takes
+    about a second, an evaluation scores many policies in the same task."""
+    key = (task, robot, int(max_episode_steps))
+    if key not in _CACHE:
+        _CACHE[key] = RobosuiteEnv(task, robot=robot, max_episode_steps=max_episode_steps)
+    return _CACHE[key]

@@ -55,6 +55,17 @@ def short_name(task: str) -> str:
     return v3[:-3] if v3.endswith("-v3") else v3
 
 
+def is_robosuite(task: str) -> bool:
+    """A Robosuite task, by the paper's short name ('lift') or the environment's ('Lift')."""
+    return task in ROBOSUITE_TASKS or task in ROBOSUITE_TASKS.values()
+
+
+def robosuite_task(task: str) -> str:
+    """'lift' or 'Lift' -> 'lift' (the short name records and reports use)."""
+    env_name = robosuite_env_name(task)  # MaaError for an unknown task
+    return next(s for s, e in ROBOSUITE_TASKS.items() if e == env_name)
+
+
 def robosuite_env_name(task: str) -> str:
     if task in ROBOSUITE_TASKS:
         return ROBOSUITE_TASKS[task]

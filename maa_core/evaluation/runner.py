@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import MaaError, check
+from ..errors import check
 from ..specs import PolicySpec
 
 
@@ -80,20 +80,15 @@ class RobosuiteSuite:
     """The paper's Robosuite tasks (41-dim state, 8-dim action) on one robot: the paper trains on the
     Panda and evaluates on the Sawyer (cross-embodiment)."""
 
-    _envs: dict = {}  # per process: (task, robot, steps) -> env (building one takes about a second)
-
     def __init__(self, robot: str | None = None):
         from ..envs.tasks import ROBOSUITE_EVAL_ROBOT
 
         self.robot = robot or ROBOSUITE_EVAL_ROBOT
 
     def task_name(self, task: str) -> str:
-        from ..envs.tasks import ROBOSUITE_TASKS
+        from ..envs.tasks import robosuite_task
 
-        for short, env_name in ROBOSUITE_TASKS.items():
-            if task in (short, env_name):
-                return short
-        raise MaaError(f"unknown Robosuite task {task!r} (known: {', '.join(ROBOSUITE_TASKS)})")
+        return robosuite_task(task)  # raises MaaError for an unknown task
 
     def dims(self, task: str) -> tuple[int, int]:
         from ..envs.robosuite_env import ACT_DIM, OBS_DIM
@@ -104,12 +99,9 @@ class RobosuiteSuite:
         return None
 
     def env(self, task: str, max_episode_steps: int):
-        from ..envs.robosuite_env import RobosuiteEnv
+        from ..envs.robosuite_env import get_env
 
-        key = (task, self.robot, int(max_episode_steps))
-        if key not in self._envs:
-            self._envs[key] = RobosuiteEnv(task, robot=self.robot, max_episode_steps=max_episode_steps)
-        return self._envs[key]
+        return get_env(task, self.robot, max_episode_steps)
 
     def configs(self, task: str, n: int, seed: int) -> list:
         from ..envs.robosuite_env import robosuite_configs
@@ -120,9 +112,9 @@ class RobosuiteSuite:
 def suite_for(tasks, robot: str | None = None):
     """The suite of `tasks`: Robosuite (on `robot`, default the evaluation robot) or MetaWorld; one
     clear error for a mix, or a robot given for MetaWorld tasks."""
-    from ..envs.tasks import ROBOSUITE_TASKS
+    from ..envs.tasks import is_robosuite
 
-    rs = {t in ROBOSUITE_TASKS or t in ROBOSUITE_TASKS.values() for t in tasks}
+    rs = {is_robosuite(t) for t in tasks}
     check(len(rs) <= 1, f"tasks {sorted(set(tasks))} mix Robosuite and MetaWorld; evaluate them separately")
     if rs == {True}:
         return RobosuiteSuite(robot)

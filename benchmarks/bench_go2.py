@@ -122,6 +122,10 @@ def bench_loop(minutes: float, swaps: int, domain: int, publish_every: int, loop
             "after_send_prepare_ms": {k: 1000 * v for k, v in pct(pt).items()},
             "swap_latency_ms": {k: 1000 * v for k, v in pct([r.latency_s for r in results if r.accepted]).items()},
             "swap_validation_ms": {k: 1000 * v for k, v in pct([r.decided_at - r.submitted_at for r in results]).items()},
+            # where validation's wall time goes (ms p50 / p99 per step: queued = waiting for the validator thread)
+            "swap_validation_stages_ms": {k: {q: round(v, 2) for q, v in pct(
+                [r.details["stages_ms"][k] for r in results if k in r.details.get("stages_ms", {})]).items()}
+                for k in ("queued", "decode", "canary", "numpy_path_wait", "judge", "checksum_wait", "validator_cpu")},
             # rt/lowstate samples the ticks took (one per tick at most), and how many needed the IDL deserializer
             # each late wake-up that missed ticks: seconds into the run, ms late, and where the nearest
             # swap was then (ms since its submission; decided/active ms after submission)

@@ -258,11 +258,23 @@ def test_malformed_blobs_are_refused_and_a_valid_actor_still_swaps_in(running):
     assert ctl.active_generation == "after" and ctl.mode == Mode.RUN
 
 
+def test_an_accepted_swap_reports_where_its_validation_time_went(running):
+    """details["stages_ms"]: each validation step's wall time; together no more than the decision took."""
+    ctl, _ = running
+    r = ctl.submit_actor(const_blob(0.2, "timed").to_bytes()).wait(10)
+    assert r.accepted, r.reason
+    st = r.details["stages_ms"]
+    steps = ("queued", "decode", "canary", "numpy_path_wait", "judge", "checksum_wait")
+    assert set(steps) | {"validator_cpu"} == set(st) and all(v >= 0.0 for v in st.values())
+    assert st["decode"] > 0.0 and st["canary"] > 0.0
+    assert sum(st[k] for k in steps) <= 1000.0 * (r.decided_at - r.submitted_at) + 0.5
+
+
 def test_an_unexpected_validator_error_refuses_that_actor_and_the_thread_goes_on(running, monkeypatch):
     ctl, _ = running
     calls = []
 
-    def broken(cand):
+    def broken(cand, *args):
         calls.append(cand.generation_id)
         raise AssertionError("a bug in a check")
     monkeypatch.setattr(ctl, "_checks", broken)

@@ -49,7 +49,8 @@ def test_lockstep_screening_decides_as_sequential_and_stops_the_fallen(candidate
     scorer = make_scorer("go2-walk", STEPS, spec, "")
     actors = [spec.unflatten(p).eval() for p in params]
     seq = np.array([scorer(a) for a in actors])
-    scorer.threads = 2  # two ranges of candidates on two threads, whatever the machine has
+    scorer.threads = 2  # the pipelined tick: two groups of candidates, whatever the machine has
+    scorer.halving = None  # the same rollouts as one at a time (halving: its own test below)
     lock = scorer.score_all(actors)
     # the fixture's cases happened: walkers stay up, the perturbed one falls mid-way, the scaled one at once
     assert (seq[:3] > 1.0).all() and 0.1 < seq[3] < 1.0 and seq[4] < 0.1, seq
@@ -62,6 +63,11 @@ def test_lockstep_screening_decides_as_sequential_and_stops_the_fallen(candidate
     # early stop: a candidate's worlds (2 starts) stop at the step its first one failed
     fail_steps = np.where(lock < 1.0, np.round(lock * STEPS) + 1, STEPS)
     assert scorer.last_world_steps == 2 * fail_steps.sum() < 2 * STEPS * len(actors)
+    # one thread (one group) decides the same
+    scorer.threads = 1
+    one = scorer.score_all(actors)
+    assert ((one >= 1.0) == (lock >= 1.0)).all() and np.argmax(one) == np.argmax(lock)
+    assert np.abs(one - lock).max() < 1e-3, (one, lock)
     # screening takes the batched path and keeps its semantics: the scaled one is invalid, the best wins
     sc = screen(spec, params, prompt, 20.0, scorer)
     assert list(sc.valid) == [True, True, True, True, False] and sc.best == int(np.argmax(seq))

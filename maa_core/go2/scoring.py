@@ -22,7 +22,6 @@ candidate that stood the whole rollout and above every one that fell.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -46,10 +45,14 @@ class Halving:
     """Successive halving of a commanded lock-step screening: at each cut the candidates still
     standing are ranked by their tracking error so far (the worse of their starts) and only the best
     go on. The rollout's physics is most of the screening's time, and a candidate that trails the
-    field after the forward walk and the turn rarely wins the rest (BENCHMARKS.md, prompt -> actor)."""
-    at: tuple = (0.3, 0.45)   # cuts, as fractions of the rollout: the ends of SCREEN_COURSE's forward and turn
+    field early in the forward walk rarely wins the rest (10 held-out prompts: the same course
+    outcome as the full screening's pick on 9, as the earlier two-cut default on all 10;
+    BENCHMARKS.md, prompt -> actor)."""
+    # cuts, as fractions of the rollout: a third and two thirds into SCREEN_COURSE's forward walk, its end,
+    # the end of the turn (16 candidates -> 8 -> 4 -> 2 -> 2: 8,400 world steps of 32,000; BENCHMARKS.md)
+    at: tuple = (0.1, 0.2, 0.3, 0.45)
     keep: float = 0.5         # fraction of the standing candidates that go on at a cut ...
-    min_keep: int = 4         # ... never fewer than this many
+    min_keep: int = 2         # ... never fewer than this many
 
     def cut_steps(self, steps: int) -> dict[int, float]:
         """policy step (the last one before the cut) -> keep fraction"""
@@ -57,6 +60,8 @@ class Halving:
 
 
 PRUNED_SCORE = 1.0   # a candidate cut by `Halving`: stood while judged, out-tracked by the others
+MIN_GROUP = 2        # candidates: a smaller group's thread hand-off costs more than its physics saves
+SCREEN_THREADS = 2   # the pipelined tick's threads: 5 % faster than one on 2 cores, also beside a busy job
 
 
 class Tracking:
@@ -110,10 +115,10 @@ class StandScorer:
     warmups = (0,)  # policy steps of standing before the actor takes over, one rollout each
 
     def __init__(self, steps: int, spec: PolicySpec, wtw_run_dir: str, crit: WalkCriteria = WalkCriteria(),
-                 threads: int = 1, halving: Halving | None = None):
-        """threads: threads of `score_all`, each taking ranges of candidates (policy and simulator); a fixed
-        number, not the machine's core count, so the batches (hence the float32 results) are the same on
-        every machine. halving: `Halving` of a commanded scorer's lock-step (None: the class's default)."""
+                 threads: int = SCREEN_THREADS, halving: Halving | None = None):
+        """threads: threads of `score_all`'s pipelined tick (`_groups`); a fixed number, not the machine's
+        core count, so the policy batches (hence the float32 results) are the same on every machine.
+        halving: `Halving` of a commanded scorer's lock-step (None: the class's default)."""
         from .sim.env import WtwSimEnv
         from .wtw import PolicyRunner, load_wtw_run
 
@@ -167,7 +172,7 @@ class StandScorer:
         return self._starts[warmup_steps]
 
     def _thread_pool(self):
-        """Worker threads for the lock-step ranges beyond the calling thread's own (None: one thread)."""
+        """Worker threads for the pipelined tick beyond the calling thread (None: one thread)."""
         if self.threads > 1 and self._pool_threads != self.threads:
             from concurrent.futures import ThreadPoolExecutor
             if self._pool is not None:
@@ -176,32 +181,16 @@ class StandScorer:
             self._pool_threads = self.threads
         return self._pool if self.threads > 1 else None
 
-    def _tick_all(self, tick, n: int, pool) -> np.ndarray:
-        """tick(lo, hi) over candidates 0..n-1 in ranges shared out to the calling thread and the pool's:
-        each takes the next range when done with one, so a thread that gets less CPU (a busy machine)
-        takes fewer. Returns the ranges' results, concatenated in order."""
-        parts = min(n, 2 * self.threads if pool else 1)  # two ranges a thread: balance vs batch size
-        cuts = np.linspace(0, n, parts + 1).astype(int)
-        ranges, out, lock = list(zip(cuts[:-1], cuts[1:])), [None] * parts, threading.Lock()
-        todo = iter(range(parts))
-
-        def work() -> None:
-            while True:
-                with lock:
-                    i = next(todo, None)
-                if i is None:
-                    return
-                out[i] = tick(*ranges[i])
-        futures = [pool.submit(work) for _ in range(self.threads - 1)] if pool else []
-        try:
-            work()
-        finally:
-            for f in futures:  # every range finishes before anything moves on
-                f.result()
-        return np.concatenate(out)
+    def _groups(self, n: int) -> list[tuple[int, int]]:
+        """Candidates 0..n-1 in `threads` contiguous groups (fewer when n is small), the first ones the
+        larger: the pipelined tick hands each group's physics to a thread as soon as its actions are
+        known, so the earlier groups' physics also overlaps the later groups' policy passes."""
+        parts = max(1, min(self.threads, n // MIN_GROUP))
+        cuts = np.ceil(np.arange(parts + 1) * n / parts).astype(int)
+        return list(zip(cuts[:-1], cuts[1:]))
 
     commanded = False   # WalkScorer: drive the rollouts along SCREEN_COURSE and measure the tracking
-    halving: Halving | None = None   # WalkScorer: cut the field at segment ends (commanded scorers only)
+    halving: Halving | None = None   # WalkScorer: cut the field as it goes (commanded scorers only)
 
     def _lockstep(self, actors: Sequence[Actor]):
         """Every actor from every start in `warmups`, all in lock-step. Returns (fail, err, pruned): fail (K,)
@@ -251,17 +240,34 @@ class StandScorer:
             pruned[alive[bad]] = True
             drop(bad)
 
-        def tick(lo: int, hi: int) -> np.ndarray:
-            """Policy step of candidates lo..hi-1 (of `alive`): latent, action, simulator. Returns which
-            of their worlds had an action out of bound (stepped with 0 instead: they stop after this step)."""
+        def act(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+            """Policy step of candidates lo..hi-1 (of `alive`): latent, then action. Returns (actions of their
+            worlds, which had an action out of bound: stepped with 0 instead, they stop after this step)."""
             wl, wh = lo * W, hi * W
             with torch.inference_mode():
                 x = torch.from_numpy(worlds.input[wl:wh])
                 x[:, hist:] = adaptation(x[:, :hist])    # the latent: one batched call for these worlds
                 a = policy(x.view(hi - lo, W, -1), lo, hi).reshape(wh - wl, -1).numpy()
             bad = ~np.isfinite(a).all(axis=1) | (np.abs(a).max(axis=1) > self.bound)
-            worlds.step_rows(wl, wh, np.where(bad[:, None], 0.0, a) if bad.any() else a)
-            return bad
+            return (np.where(bad[:, None], 0.0, a) if bad.any() else a), bad
+
+        def tick(pool) -> np.ndarray:
+            """One policy step of every alive world. Pipelined over `_groups`: group g's physics runs on a
+            worker thread (MuJoCo releases the GIL) while this thread computes group g+1's actions; the
+            last group's physics runs here. Then one observation pass for all worlds."""
+            groups = self._groups(len(alive))
+            bad, pending = [], []
+            for g, (lo, hi) in enumerate(groups):
+                a, b = act(lo, hi)
+                bad.append(b)
+                if pool is not None and g < len(groups) - 1:
+                    pending.append(pool.submit(worlds.advance_rows, lo * W, hi * W, a))
+                else:
+                    worlds.advance_rows(lo * W, hi * W, a)
+            for f in pending:  # every group's physics finishes before anything reads the worlds
+                f.result()
+            worlds.observe_rows(0, len(worlds))
+            return np.concatenate(bad)
 
         pool = self._thread_pool()
         self.last_world_steps = 0
@@ -271,7 +277,7 @@ class StandScorer:
                 if track is not None:
                     worlds.set_velocity(*cmds[t])
                 worlds.tick_clocks()
-                bad = self._tick_all(tick, len(alive), pool)
+                bad = tick(pool)
                 if track is not None:
                     track.add(t, worlds.qpos, worlds.qvel)
                 fell = self.crit.fell_many(worlds.base_position[:, 2], worlds.base_quat)

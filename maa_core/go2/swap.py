@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,13 @@ from .validation import (BlobDecodeError, as_candidate, beside, canary_check, ju
 from .wtw import ObservationBuilder
 
 log = logging.getLogger("maa.go2.controller")  # one logger for the controller's files
+
+
+def _lap(stages: dict, name: str, since: float) -> float:
+    """stages[name] = ms since `since`; returns now."""
+    now = time.perf_counter()
+    stages[name] = 1000.0 * (now - since)
+    return now
 
 
 @dataclass
@@ -141,12 +149,15 @@ class ActorSwap:
     def _decide(self, actor, gid: str | None, ticket: SwapTicket) -> None:
         """Validate one submission: refuse it (MaaError, or any error while decoding the blob) or make
         it the pending actor the loop swaps in."""
+        stages, cpu = {"queued": 1000.0 * (self.clock() - ticket.result.submitted_at)}, time.thread_time()
         try:
-            cand, details, fast = self._validate(actor, gid, ticket)
+            cand, details, fast = self._validate(actor, gid, ticket, stages)
         except MaaError as e:
             self._refuse(ticket, str(e))
             return
         ticket.result.decided_at = self.clock()
+        stages["validator_cpu"] = 1000.0 * (time.thread_time() - cpu)  # vs the stages' wall: waiting, or work
+        details["stages_ms"] = stages
         ticket.result.details = details
         with self._pending_lock:
             old, self._pending = self._pending, _Slot(cand.module, cand.generation_id, ticket, fast=fast)
@@ -162,8 +173,10 @@ class ActorSwap:
                                             {"generation_id": ticket.result.generation_id, "ticket": ticket}))
         self._wake_dispatch.set()
 
-    def _validate(self, actor, gid: str | None, ticket: SwapTicket):
-        """-> (candidate, details, numpy path or None); MaaError with the first reason to refuse."""
+    def _validate(self, actor, gid: str | None, ticket: SwapTicket, stages: dict):
+        """-> (candidate, details, numpy path or None); MaaError with the first reason to refuse.
+        stages: wall ms of each step, filled in (where a swap's validation time goes; BENCHMARKS.md)."""
+        t = time.perf_counter()
         # blob bytes: parse, finiteness and spec here; the checksum runs beside the canary checks
         try:
             cand = as_candidate(actor, self.spec, gid, defer_checksum=True)
@@ -176,30 +189,37 @@ class ActorSwap:
             self.counters["decode_errors"] += 1
             raise MaaError(f"actor: cannot be read ({one_line(e)})") from None
         ticket.result.generation_id = cand.generation_id
+        t = _lap(stages, "decode", t)
         try:
-            details, fast = self._checks(cand)
+            details, fast = self._checks(cand, stages)
         except MaaError:
             cand.verify()  # a corrupted blob is refused as corrupted, not for what its bytes computed
             raise
+        t = time.perf_counter()
         cand.verify()  # nothing of an unverified blob is accepted
+        _lap(stages, "checksum_wait", t)
         return cand, details, fast
 
-    def _checks(self, cand):
+    def _checks(self, cand, stages: dict):
         """Canary, numpy path and timing checks of a built candidate -> (details, numpy path or None).
         The numpy path is built and run on the canary rows on the helper thread while this thread runs
         the torch canary pass; it is then judged against the torch outputs, as if run in sequence."""
+        t = time.perf_counter()
         canary = self._canary_inputs()
         max_ms = self.cfg.safety.max_inference_ms
         numpy_job = beside(self._numpy_path, cand.module, canary)
         details = canary_check(cand, canary, self.wtw.config.num_actions,
                                self.cfg.safety.max_abs_action, max_ms, time_torch=False,
                                references=self.canary_references)
+        t = _lap(stages, "canary", t)
         fast, outputs = numpy_job.result()
+        t = _lap(stages, "numpy_path_wait", t)
         timing = judge_numpy_path(outputs, cand.canary_outputs, max_ms) if fast is not None else None
         if timing is None:  # no numpy path, or it disagrees with torch: the tick runs torch, which is timed
             fast = None
             timing = torch_forward_check(cand, canary[:1], max_ms)
         details.update(timing)
+        _lap(stages, "judge", t)
         return details, fast
 
     def _numpy_path(self, module, canary: np.ndarray):

@@ -3,8 +3,8 @@ one `MjData` per world, every world's policy step at once (the batched screening
 
 Each world does exactly what `WtwSimEnv.step` does, with the observation built for all worlds in one
 set of array operations (the same float64 arithmetic, cast to float32 like `ObservationBuilder`).
-`step_rows` steps one range of worlds: MuJoCo and torch release the GIL, so callers run disjoint
-ranges on threads in parallel (policy and physics of a range together). All worlds share the
+`step_rows` steps one range of worlds (`advance_rows`, the physics, then `observe_rows`): MuJoCo
+releases the GIL, so a caller runs the physics of disjoint ranges on threads in parallel. All worlds share the
 model: its actuator gains are the policy's (every WtwSimEnv command sets the same ones), only
 `ctrl` differs per world. Inside `with WtwWorlds(...)` the model's sensors are off
 (nothing here reads them: the IMU quaternion is its site's body frame, bit for bit the same value),
@@ -135,6 +135,16 @@ class WtwWorlds:
 
     def step_rows(self, lo: int, hi: int, actions: np.ndarray) -> None:
         """`WtwSimEnv.step` in worlds lo..hi-1; actions (hi - lo, num_actions)."""
+        self.advance_rows(lo, hi, actions)
+        self._observe(slice(lo, hi))
+
+    def observe_rows(self, lo: int, hi: int) -> None:
+        """The observation of worlds lo..hi-1 after `advance_rows` (one set of array operations for all)."""
+        self._observe(slice(lo, hi))
+
+    def advance_rows(self, lo: int, hi: int, actions: np.ndarray) -> None:
+        """The physics of `step_rows` without the observation: a thread may run this for some rows while
+        the caller computes the next rows' actions (`StandScorer`'s pipelined tick)."""
         w = self.wtw
         rows = slice(lo, hi)
         # ObservationBuilder.record_action, ActionMapper.targets, JointMap.to_motor, Go2Sim.apply
@@ -153,7 +163,6 @@ class WtwWorlds:
             self.qpos[i] = d.qpos
             self.qvel[i] = d.qvel
             self.imu_quat[i] = d.xquat[body] if sensors_off else d.sensordata[q]
-        self._observe(rows)
 
     def _observe(self, rows: slice) -> None:
         """ObservationBuilder.build + push in worlds `rows` (the clock ticked in `tick_clocks`)."""

@@ -159,6 +159,39 @@ def test_loop_thread_pinned_to_a_cpu_when_configured(shared_dir, caplog):
     assert "control loop not pinned to CPU 4096" in caplog.text
 
 
+def test_cpu_wakeup_latency_is_held_while_running_and_released(shared_dir, tmp_path, monkeypatch, caplog):
+    """control.cpu_wakeup_latency_us: the PM QoS request (one 32-bit integer written to the device) is held
+    open from start to close; a device that cannot be opened is logged and the controller runs anyway.
+    A file stands in for /dev/cpu_dma_latency, so the test can read what was written."""
+    import dataclasses
+    import os
+    import struct
+    from maa_core.go2 import realtime
+    dev = tmp_path / "cpu_dma_latency"
+    dev.write_bytes(b"")
+    monkeypatch.setattr(realtime, "CPU_LATENCY_DEVICE", str(dev))
+    cfg = dataclasses.replace(CFG, control=dataclasses.replace(CFG.control, cpu_wakeup_latency_us=0))
+    ctl = Controller(cfg, FakeRobot(), load_wtw_run(shared_dir / "wtw")).start()
+    fd = ctl._latency_fd
+    try:
+        _settle(ctl, 3)
+        assert fd is not None and os.fstat(fd).st_ino == dev.stat().st_ino
+        assert dev.read_bytes() == struct.pack("i", 0)
+    finally:
+        ctl.close()
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed: the kernel drops the request
+    assert ctl._latency_fd is None
+    monkeypatch.setattr(realtime, "CPU_LATENCY_DEVICE", str(tmp_path / "missing" / "cpu_dma_latency"))
+    ctl = Controller(cfg, FakeRobot(), load_wtw_run(shared_dir / "wtw")).start()
+    try:
+        _settle(ctl, 3)
+        assert ctl._latency_fd is None and ctl.tick_index > 0
+    finally:
+        ctl.close()
+    assert "CPU wake-up latency not limited" in caplog.text
+
+
 def test_blob_bytes_are_verified(shared_dir):
     """Blob bytes: an accepted actor passed parse, checksum and canary; a bad blob is refused with its own reason."""
     from maa_core.specs import locomotion_spec

@@ -68,6 +68,7 @@ class ControlConfig:
     gil_switch_interval_s: float = 0.0  # sys.setswitchinterval for the control process (0: leave as is)
     loop_cpu: int = -1                 # pin the loop thread to this CPU (-1: no pinning; failure is logged, not fatal)
     gc_freeze: bool = True             # gc.freeze() after start-up: a full collection then skips the ~200k start-up objects
+    cpu_wakeup_latency_us: int = -1    # PM QoS limit on idle CPUs' wake-up latency while running (-1: leave it; realtime.py)
 
     @property
     def period_s(self) -> float:

@@ -29,7 +29,7 @@ from .gamepad import Gamepad, Press, chord_name
 from .inference import pin_blas_to_one_thread
 from .heading import HeadingHold, yaw_of
 from .joints import JointMap
-from .realtime import pin_to_cpu, set_rt_priority
+from .realtime import hold_cpu_wakeup_latency, pin_to_cpu, release_cpu_wakeup_latency, set_rt_priority
 from .safety import Mode, Supervisor
 from .state import Joystick, LowState, MotorCommand
 from .swap import ActorSwap, _Slot
@@ -112,6 +112,7 @@ class Controller(ActorSwap, Telemetry):
         self._wake_dispatch = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started = False
+        self._latency_fd: int | None = None  # the PM QoS request held while running (realtime.py)
         if wtw.body is not None:  # the run's own actor body, as the initial actor
             self.submit_actor(wtw.body, generation_id="wtw-body")
 
@@ -140,6 +141,7 @@ class Controller(ActorSwap, Telemetry):
             gc.collect()
             gc.freeze()
         self.started = True
+        self._latency_fd = hold_cpu_wakeup_latency(self.cfg.control.cpu_wakeup_latency_us)
         for name, fn in (("go2-loop", self._loop), ("go2-validator", self._validator), ("go2-dispatch", self._dispatcher)):
             t = threading.Thread(target=fn, name=name, daemon=True)
             t.start()
@@ -161,6 +163,8 @@ class Controller(ActorSwap, Telemetry):
         self.cmd.set_damping(self.cfg.damping.kd)
         self.robot.send(self.cmd)
         self.started = False
+        release_cpu_wakeup_latency(self._latency_fd)
+        self._latency_fd = None
 
     def enable(self) -> None:
         """DAMP -> STAND_UP (-> RUN once standing, if an actor is active and run_after_stand). Clears an e-stop."""

@@ -78,7 +78,7 @@ def quality(a, gen, eng, prompts) -> int:
     from maa_core.serving.screening import screen
     scorer = eng.scorer
     env, ad = make_env("")
-    rows = {v: [] for v in variants()}
+    rows, threads = {v: [] for v in variants()}, scorer.threads
     for pid, traj in prompts:
         params = gen.generate([traj], num_policies=a.candidates, seed=eng.seed).params[0]
         line, ref = [], None
@@ -95,7 +95,7 @@ def quality(a, gen, eng, prompts) -> int:
             line.append(f"{name}: {dt:.1f} s, #{sc.best} {'completed' if not r.fell else 'FELL'}")
         print(f"{pid}: " + "; ".join(line), flush=True)
     del scorer.warmups, scorer.halving  # the class's again
-    scorer.threads = 1
+    scorer.threads = threads
     print(f"\n{len(prompts)} prompts, K = {a.candidates}, {a.steps}-step screening; each pick walks the 40 s course; "
           f"regret = the full screening's best score minus its score of the variant's pick")
     full = rows[next(iter(rows))]
@@ -153,7 +153,7 @@ def main() -> int:
     ap.add_argument("--generator", default="models/go2-walk")
     ap.add_argument("--sequential", action="store_true", help="screen candidates one by one (Scorer.__call__)")
     ap.add_argument("--sim-threads", type=int, default=0,
-                    help="lock-step threads (0 = the scorer's default, 1; --compare: the second count tried, default 2)")
+                    help="lock-step threads (0 = the scorer's default, 2; --compare: the second count tried, default 2)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--compare", action="store_true",
                     help="per prompt, screen the same candidates sequentially, lock-step on 1 thread and on "

@@ -67,7 +67,8 @@ def test_lockstep_screening_decides_as_sequential_and_stops_the_fallen(candidate
     scorer.threads = 1
     one = scorer.score_all(actors)
     assert ((one >= 1.0) == (lock >= 1.0)).all() and np.argmax(one) == np.argmax(lock)
-    assert np.abs(one - lock).max() < 1e-3, (one, lock)
+    assert np.abs(one - lock)[lock < 1.0].max() <= 2.0 / STEPS  # other batches: as against sequential above
+    assert np.abs(one - lock)[lock >= 1.0].max() < 1e-3, (one, lock)
     # screening takes the batched path and keeps its semantics: the scaled one is invalid, the best wins
     sc = screen(spec, params, prompt, 20.0, scorer)
     assert list(sc.valid) == [True, True, True, True, False] and sc.best == int(np.argmax(seq))

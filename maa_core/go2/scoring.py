@@ -60,7 +60,7 @@ class Halving:
 
 
 PRUNED_SCORE = 1.0   # a candidate cut by `Halving`: stood while judged, out-tracked by the others
-MIN_GROUP = 2        # candidates: a smaller group's thread hand-off costs more than its physics saves
+MIN_GROUP = 2        # candidates per pipelined group at least: a lone candidate is not worth a thread hand-off
 SCREEN_THREADS = 2   # the pipelined tick's threads: 5 % faster than one on 2 cores, also beside a busy job
 
 

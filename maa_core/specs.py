@@ -159,9 +159,10 @@ class PolicySpec:
 
     @classmethod
     def from_json(cls, s: str | bytes, where: str = "policy spec") -> "PolicySpec":
-        from .files import loads_json
-
-        return cls.from_dict(loads_json(s, where), where)
+        # every actor blob carries its spec's text: parsed once per text (specs are immutable), not per swap
+        if isinstance(s, (str, bytes)):
+            return _spec_from_json(cls, s, where)
+        return _spec_from_json.__wrapped__(cls, s, where)
 
     def check_compatible(self, other: "PolicySpec", where: str = "") -> None:
         # equal dataclasses are equal dicts: the field comparison skips asdict's ~0.2 ms on the swap path
@@ -176,7 +177,7 @@ class PolicySpec:
         return Actor(self)
 
     def unflatten(self, flat, actor: "Actor | None" = None) -> "Actor":
-        """Flat parameter vector -> actor module (bit-identical values)."""
+        """Flat parameter vector -> actor module (bit-identical values; a new module is in eval mode)."""
         if not torch.is_tensor(flat):
             a = np.asarray(flat)
             check(a.ndim == 1 and a.size == self.num_params,
@@ -211,9 +212,17 @@ class PolicySpec:
         return torch.cat(parts)
 
 
+@functools.lru_cache(maxsize=16)  # bounded: a stream of blobs with ever-new spec texts keeps 16 of them
+def _spec_from_json(cls, s, where: str) -> PolicySpec:
+    from .files import loads_json
+
+    return cls.from_dict(loads_json(s, where), where)
+
+
 @functools.lru_cache(maxsize=16)
 def _template(spec: PolicySpec) -> "Actor":
-    return Actor(spec, init=False)
+    # eval mode, as every caller of unflatten deploys its actor (the training paths load into their own module)
+    return Actor(spec, init=False).eval()
 
 
 def _clone_module(module: nn.Module, tensors) -> nn.Module:

@@ -327,6 +327,11 @@ def test_json_nesting_is_refused_without_recursion():
         loads_json(deep, "x")
     with pytest.raises(MaaError, match="not UTF-8"):
         loads_json(b"\xff\xfe", "x")
+    # the depth is computed only for texts with more openers than the limit: both sides of that shortcut
+    assert loads_json("[" * 8 + "]" * 8, "x", max_depth=8) == [[[[[[[[]]]]]]]]
+    with pytest.raises(MaaError, match="nested 9 deep, the limit is 8"):
+        loads_json("[" * 9 + "]" * 9, "x", max_depth=8)
+    assert loads_json('{"a": "' + "[" * 50 + '", "b": [1]}', "x", max_depth=8) == {"a": "[" * 50, "b": [1]}
 
 
 def test_safetensors_header_asking_for_terabytes_is_refused_without_allocating(tmp_path):

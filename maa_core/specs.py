@@ -160,9 +160,9 @@ class PolicySpec:
     @classmethod
     def from_json(cls, s: str | bytes, where: str = "policy spec") -> "PolicySpec":
         # every actor blob carries its spec's text: parsed once per text (specs are immutable), not per swap
-        if isinstance(s, (str, bytes)):
-            return _spec_from_json(cls, s, where)
-        return _spec_from_json.__wrapped__(cls, s, where)
+        if isinstance(s, (bytearray, memoryview)):
+            s = bytes(s)  # hashable, for the cache
+        return _spec_from_json(cls, s, where)
 
     def check_compatible(self, other: "PolicySpec", where: str = "") -> None:
         # equal dataclasses are equal dicts: the field comparison skips asdict's ~0.2 ms on the swap path

@@ -63,6 +63,7 @@ def loads_json(data: bytes | str, where: str, max_depth: int | None = None):
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError as e:
             raise MaaError(f"{where}: not UTF-8 text (byte {e.start}), expected JSON") from None
+    check(isinstance(data, str), f"{where}: expected JSON text, got {type(data).__name__}")
     # no text nests deeper than it has openers: the exact depth (a few numpy passes) only for texts with many
     if data.count("[") + data.count("{") > max_depth:
         depth = json_depth(data)

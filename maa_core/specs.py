@@ -162,7 +162,12 @@ class PolicySpec:
         # every actor blob carries its spec's text: parsed once per text (specs are immutable), not per swap
         if isinstance(s, (bytearray, memoryview)):
             s = bytes(s)  # hashable, for the cache
-        return _spec_from_json(cls, s, where)
+        try:
+            return _spec_from_json(cls, s)   # keyed by the text alone, whatever the caller calls it
+        except (MaaError, TypeError):        # refusals are not cached: parse again to name the caller's source
+            from .files import loads_json
+
+            return cls.from_dict(loads_json(s, where), where)
 
     def check_compatible(self, other: "PolicySpec", where: str = "") -> None:
         # equal dataclasses are equal dicts: the field comparison skips asdict's ~0.2 ms on the swap path
@@ -213,10 +218,10 @@ class PolicySpec:
 
 
 @functools.lru_cache(maxsize=16)  # bounded: a stream of blobs with ever-new spec texts keeps 16 of them
-def _spec_from_json(cls, s, where: str) -> PolicySpec:
+def _spec_from_json(cls, s) -> PolicySpec:
     from .files import loads_json
 
-    return cls.from_dict(loads_json(s, where), where)
+    return cls.from_dict(loads_json(s, "policy spec"), "policy spec")
 
 
 @functools.lru_cache(maxsize=16)

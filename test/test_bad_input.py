@@ -327,6 +327,8 @@ def test_json_nesting_is_refused_without_recursion():
         loads_json(deep, "x")
     with pytest.raises(MaaError, match="not UTF-8"):
         loads_json(b"\xff\xfe", "x")
+    with pytest.raises(MaaError, match="x: expected JSON text, got int"):
+        loads_json(7, "x")
     # the depth is computed only for texts with more openers than the limit: both sides of that shortcut
     assert loads_json("[" * 8 + "]" * 8, "x", max_depth=8) == [[[[[[[[]]]]]]]]
     with pytest.raises(MaaError, match="nested 9 deep, the limit is 8"):

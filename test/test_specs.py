@@ -67,10 +67,13 @@ def test_spec_json_round_trip():
 def test_spec_text_is_parsed_once_and_errors_every_time():
     text = get_spec("go2-walk").to_json()
     assert PolicySpec.from_json(text) is PolicySpec.from_json(text)  # the swap path parses no spec twice
+    assert PolicySpec.from_json(text, "blob a") is PolicySpec.from_json(text, "blob b")  # keyed by text
     assert PolicySpec.from_json(text) == get_spec("go2-walk")
     for where in ("first", "second"):  # a refusal is not cached: each call refuses, naming its own source
         with pytest.raises(MaaError, match=f"^{where}: not valid JSON"):
             PolicySpec.from_json("{", where)
+    with pytest.raises(MaaError, match="^spec x: expected JSON text, got list"):
+        PolicySpec.from_json([1], "spec x")  # unhashable: no Python error from the cache either
 
 
 def test_bad_specs_are_one_line_errors():

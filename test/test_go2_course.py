@@ -100,17 +100,22 @@ def test_heading_hold_cancels_a_turning_bias():
     turn = [0.8] * 50 + [0.0] * 1000  # 1 s of turning (0.9 rad), then 20 s holding
     yaw_off, _ = drive(HeadingHoldConfig(enabled=False), turn)
     yaw_on, hold = drive(HeadingHoldConfig(enabled=True), turn)
-    target = 50 * dt * (0.8 + bias)
-    assert hold.target == pytest.approx(target, abs=1e-6)       # reset to the heading when the turn ended
+    target = 50 * dt * (0.8 + bias) + 0.5 * bias                # the heading capture_s (0.5 s) after the turn ended
+    assert hold.target == pytest.approx(target, abs=1e-6)
+    _, at_once = drive(HeadingHoldConfig(enabled=True, capture_s=0.0), turn)
+    assert at_once.target == pytest.approx(50 * dt * (0.8 + bias), abs=1e-6)  # capture_s 0: the heading at the turn's end
     assert abs(wrap(yaw_on - target)) < 0.05                    # PI removes the steady bias
     assert abs(wrap(yaw_off - target)) > 1.5                    # 2 rad of drift without it
     assert HeadingHold(HeadingHoldConfig(enabled=True), dt).update(0.8, 1.0) == 0.8  # a turn passes through
 
 
 def test_heading_hold_config_and_bad_input():
-    assert load_robot_config("go2").heading_hold.enabled is False  # measured trade-off: config/go2_robot.yaml
+    assert load_robot_config("go2").heading_hold.enabled is True  # measured: config/go2_robot.yaml, BENCHMARKS.md
+    assert load_robot_config("go2").heading_hold.capture_s == 0.5
     with pytest.raises(MaaError, match="heading_hold"):
         HeadingHoldConfig(kp=-1.0)
+    with pytest.raises(MaaError, match="heading_hold.*capture_s nan"):
+        HeadingHoldConfig(capture_s=float("nan"))
     import yaml
     from maa_core.resources import package_path
     d = yaml.safe_load(package_path("config", "go2_robot.yaml").read_text())

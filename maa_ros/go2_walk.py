@@ -140,6 +140,6 @@ def run_graph_walk(cfg: GraphWalkConfig, work_dir, progress=print) -> GraphWalk:
             os.environ["ROS_DOMAIN_ID"] = old_domain
     check(obs_file.is_file(), f"observer wrote no log; see {work / 'observer.log'}")
     z = dict(np.load(obs_file))
-    m, start = judge_log(z, robot.control.kp, seconds, str(launch_log))
+    m, start = judge_log(z, robot.control.kp, seconds, str(launch_log), robot.stand.settle_s)
     table = judge_log_course(z, start, course, 1.0 / robot.gait_command.frequency)
     return GraphWalk(m, actor, swap_ms, gen_s, z, start, table)

@@ -87,6 +87,30 @@ def test_judge_course_on_known_motion():
     assert fell.fell and fell.segments[1].fell and not fell.segments[2].reached
 
 
+def test_log_judge_starts_at_the_first_run_tick():
+    """The observer's log shows the policy gains from the start of the controller's settle; the walk and
+    its commands start settle_s later, at the first RUN tick. Judged from the gains' first sample, the
+    ROS path's course table lagged the commands by 0.6 s (every transition cost tracking RMSE)."""
+    from maa_core.demos.graph_walk import judge_log, judge_log_course
+
+    dt, settle, run_kp = 0.02, 0.6, 20.0
+    t = np.arange(0.0, 6.0, dt)
+    gains_from = 1.0
+    run_from = gains_from + settle
+    moving = (t >= run_from) & (t < run_from + 2.0)            # 2 s at 0.5 m/s from the first RUN tick, then still
+    x = np.cumsum(np.where(moving, 0.5 * dt, 0.0))
+    pos = np.stack([x, np.zeros_like(x), np.full_like(x, 0.3)], axis=1)
+    quat = np.tile([1.0, 0.0, 0.0, 0.0], (len(t), 1))
+    z = {"t": t, "pos": pos, "quat": quat, "foot": np.zeros((len(t), 4)), "kp": np.where(t >= gains_from, run_kp, 40.0)}
+    m, start = judge_log(z, run_kp, 2.0, "log", settle_s=settle)
+    assert start == pytest.approx(run_from) and m["speed"] == pytest.approx(0.5, abs=0.02)
+    course = (Segment("fwd", 2.0, vx=0.5), Segment("stop", 2.0))
+    table = judge_log_course(z, start, course, period_s=0.34)
+    assert max(table.worst().values()) < 0.03, table.table()
+    m0, start0 = judge_log(z, run_kp, 2.0, "log")                # the old start: the gains' first sample
+    assert start0 == pytest.approx(gains_from) and m0["speed"] < 0.4
+
+
 def test_heading_hold_cancels_a_turning_bias():
     """A robot that turns at 0.1 rad/s by itself: without the hold it drifts 2 rad in 20 s, with it
     the heading stays near where the operator stopped turning."""

@@ -83,9 +83,11 @@ def params_file(cfg: GraphWalkConfig, path: Path) -> Path:
     return path
 
 
-def judge_log(z: dict, run_kp: float, seconds: float, where: str) -> tuple[dict, float]:
+def judge_log(z: dict, run_kp: float, seconds: float, where: str, settle_s: float = 0.0) -> tuple[dict, float]:
     """(walk metrics, sim time the walk started) from the observer's log: the longest stretch of RUN
     gains (an enable retried after a fault leaves a shorter one before it), judged by go2.verdict.
+    The walk starts `settle_s` into that stretch: the controller stands at the policy gains that long
+    before its first RUN tick (StandConfig.settle_s), and the course's commands start with that tick.
     `judge_log_course` gives the same walk's course table."""
     from ..go2.verdict import metrics_from_log
 
@@ -93,7 +95,7 @@ def judge_log(z: dict, run_kp: float, seconds: float, where: str) -> tuple[dict,
     check(is_run.any(), f"the robot never ran the actor (no RUN gains in the log); see {where}")
     edges = np.flatnonzero(np.diff(np.concatenate([[0], is_run, [0]])))
     starts, stops = edges[0::2], edges[1::2]
-    start = float(z["t"][starts[np.argmax(stops - starts)]])
+    start = float(z["t"][starts[np.argmax(stops - starts)]]) + float(settle_s)
     return metrics_from_log(z["t"], z["pos"], z["quat"], z["foot"], start, seconds), start
 
 

@@ -212,6 +212,8 @@ def test_metrics_and_bad_input():
         LocoDistillConfig.from_dict({"roundz": 3})
     with pytest.raises(MaaError, match="unknown policy spec"):
         distill_locomotion_run(0, 1, 0, {"spec": "nope"})
+    with pytest.raises(MaaError, match="mat_gaits 9 must be within 0..gaits"):
+        train_base_student("/nonexistent/base.npy", b=BaseStudentConfig(gaits=8, mat_gaits=9))
     r = subprocess.run([sys.executable, "-m", "maa_core.collect.go2_walk", "--runs", "-1", "--out", "/tmp/x"],
                        capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and r.stderr.strip().startswith("maa: error:") and len(r.stderr.strip().splitlines()) == 1

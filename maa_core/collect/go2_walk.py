@@ -231,6 +231,8 @@ class BaseStudentConfig:
     noise: float = 0.3
     lr: float = 1e-3
     max_samples: int = 300000        # keeps every round's walks (~6,800 inputs per round)
+    mat_gaits: int = 0               # of the gaits, this many walk on the mat world (sim terrain "mat") instead of
+                                     # the flat floor: uneven-ground states for the students to learn from
 
 
 def train_base_student(out, cfg: LocoDistillConfig = LocoDistillConfig(), b: BaseStudentConfig = BaseStudentConfig(),
@@ -250,9 +252,14 @@ def train_base_student(out, cfg: LocoDistillConfig = LocoDistillConfig(), b: Bas
                                      "max_samples": b.max_samples})
     st = Student(spec, b.lr, c, 5000)
     rng = np.random.default_rng(5000)
-    env, adaptation = make_env(c.wtw_dir)
-    experts = [GaitExpert(env, gait_for_seed(5000 + i), commanded=True) for i in range(b.gaits)]
+    check(0 <= b.mat_gaits <= b.gaits, f"base student: mat_gaits {b.mat_gaits} must be within 0..gaits ({b.gaits})")
+    flat, adaptation = make_env(c.wtw_dir)
+    mat = make_env(c.wtw_dir, "mat")[0] if b.mat_gaits else None
+    # the last mat_gaits gaits walk on the mat; with 0 every walk is on the flat floor
+    experts = [GaitExpert(mat if i >= b.gaits - b.mat_gaits else flat, gait_for_seed(5000 + i), commanded=True)
+               for i in range(b.gaits)]
     for ex in experts:
+        env = ex.env
         for _ in range(b.demos):
             st.add(*_usable(walk(env, adaptation, None, c.demo_seconds, expert=ex, action_noise=b.noise, rng=rng,
                                  inputs=True, course=random_course(rng, c.demo_seconds)), c))
@@ -261,6 +268,7 @@ def train_base_student(out, cfg: LocoDistillConfig = LocoDistillConfig(), b: Bas
         loss = st.train(b.updates_per_round)
         walked = 0
         for ex in experts:
+            env = ex.env
             ev = walk(env, adaptation, st.policy, c.eval_seconds, expert=ex, inputs=True, course=PROMPT_COURSE)
             walked += int(ev.walks())
             st.add(*_usable(ev, c))

@@ -33,9 +33,6 @@ def judge(env, ad, schedules: int, policy=None, expert_for=None) -> dict:
     def drive(i):
         return {"expert": expert_for(i)} if expert_for else {"policy": policy, "adaptation": ad}
 
-    def mean_rmse(r):
-        return [float(np.nanmean([g.rmse[j] for g in r.segments if g.reached])) for j in range(3)]
-
     course = run_course(env, COURSE, **drive(0))
     falls, rmse, where = 0, [], {}
     for i in range(schedules):
@@ -44,7 +41,7 @@ def judge(env, ad, schedules: int, policy=None, expert_for=None) -> dict:
             falls += 1
             seg = next(s.name for s in r.segments if s.fell)
             where[seg] = where.get(seg, 0) + 1
-        rmse.append(mean_rmse(r))
+        rmse.append(r.mean_rmse())
     return {"course_fell": bool(course.fell), "course_worst_rmse": {k: round(v, 3) for k, v in course.worst().items()},
             "random_falls": falls, "schedules": schedules, "falls_in": where,
             "random_rmse_mean": [round(float(x), 3) for x in np.nanmean(np.array(rmse), axis=0)]}

@@ -193,7 +193,7 @@ def main() -> int:
         w = walk(env, ad, policy, PROMPT_COURSE[0].seconds, expert=expert, record=True, record_from=2.0,
                  course=PROMPT_COURSE)
         return {"completed": not r.fell, "worst_rmse": {k: round(v, 4) for k, v in r.worst().items()},
-                "rmse_mean": [round(float(np.nanmean([g.rmse[j] for g in r.segments if g.reached])), 4) for j in range(3)],
+                "rmse_mean": [round(x, 4) for x in r.mean_rmse()],
                 "straight_fell": s.fell, "straight_drift_m": round(s.segments[0].drift_m, 3),
                 "straight_lateral_m": round(s.segments[0].lateral_m, 3),
                 "heading_change_deg": round(math.degrees(s.segments[0].heading_drift), 2),

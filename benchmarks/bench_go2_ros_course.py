@@ -44,6 +44,7 @@ def main() -> int:
     from maa_core.collect.go2_walk import heldout_prompts
     from maa_core.demos.graph_walk import GraphWalkConfig, graph_walker
     from maa_core.go2.course import COURSE
+    from maa_core.go2.scoring import TRACKING_UNITS  # #15's course bounds: vx, vy 0.10 m/s, yaw rate 0.20 rad/s
     from maa_core.go2.wtw import load_wtw_run
     from maa_core.prompts import write_prompts_to_bag
 
@@ -60,8 +61,8 @@ def main() -> int:
             t0 = time.time()
             w = run(cfg, Path(tmp) / f"graph{i}")
             table = w.course
-            done = table is not None and not table.fell and all(g.reached for g in table.segments)
-            rmse = [float(np.nanmean([g.rmse[j] for g in table.segments if g.reached])) for j in range(3)] if table else []
+            done = table is not None and table.completed
+            rmse = table.mean_rmse() if table else []
             row = {"prompt": p.key, "completed": bool(done), "fell": bool(w.metrics["fell"]),
                    "worst_rmse": {k: round(v, 4) for k, v in table.worst().items()} if table else {},
                    "rmse_mean": [round(x, 4) for x in rmse], "swap_latency_ms": round(w.swap_latency_ms, 2),
@@ -70,8 +71,7 @@ def main() -> int:
                    "safety": safety_lines(Path(tmp) / f"graph{i}" / "launch.log")}
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "segments"}), flush=True)
-    tracking = (0.10, 0.10, 0.20)
-    ok = sum(r["completed"] and all(e <= t for e, t in zip(r["rmse_mean"], tracking)) for r in rows)
+    ok = sum(r["completed"] and all(e <= t for e, t in zip(r["rmse_mean"], TRACKING_UNITS)) for r in rows)
     med = {k: float(np.median([r["worst_rmse"][k] for r in rows if r["completed"]] or [np.nan])) for k in ("vx", "vy", "yaw_rate")}
     summary = {"completed": f"{sum(r['completed'] for r in rows)}/{len(rows)}", "completed_and_tracking": f"{ok}/{len(rows)}",
                "worst_rmse_median": {k: round(v, 3) for k, v in med.items()},

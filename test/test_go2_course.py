@@ -83,8 +83,10 @@ def test_judge_course_on_known_motion():
     half = judge_course(t, *trace(0.5), course, period_s=0.34)
     assert half.segments[0].rmse[0] == pytest.approx(0.25, abs=1e-6) and half.segments[1].rmse[2] == pytest.approx(0.5, abs=1e-6)
     assert half.segments[0].drift_m == pytest.approx(0.25 * 1.0, abs=0.03)   # 0.25 m/s short for the 1 s judged
+    assert r.completed and half.completed
+    assert half.mean_rmse() == pytest.approx([0.25 / 3, 0.15 / 3, 0.5 / 3], abs=1e-6)  # each error in one segment of 3
     fell = judge_course(t, pos, quat, course, fell_at=2.5, period_s=0.34)
-    assert fell.fell and fell.segments[1].fell and not fell.segments[2].reached
+    assert fell.fell and fell.segments[1].fell and not fell.segments[2].reached and not fell.completed
 
 
 def test_log_judge_starts_at_the_first_run_tick():

@@ -246,13 +246,13 @@ def train_base_student(out, cfg: LocoDistillConfig = LocoDistillConfig(), b: Bas
     from ..go2.walk import walk
     from ..specs import get_spec
 
+    check(0 <= b.mat_gaits <= b.gaits, f"base student: mat_gaits {b.mat_gaits} must be within 0..gaits ({b.gaits})")
     torch.set_num_threads(1)
     spec = get_spec(cfg.spec)
     c = LocoDistillConfig.from_dict({**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, "base": "",
                                      "max_samples": b.max_samples})
     st = Student(spec, b.lr, c, 5000)
     rng = np.random.default_rng(5000)
-    check(0 <= b.mat_gaits <= b.gaits, f"base student: mat_gaits {b.mat_gaits} must be within 0..gaits ({b.gaits})")
     flat, adaptation = make_env(c.wtw_dir)
     mat = make_env(c.wtw_dir, "mat")[0] if b.mat_gaits else None
     # the last mat_gaits gaits walk on the mat; with 0 every walk is on the flat floor

@@ -219,7 +219,7 @@ def run_go2_demo(config_path=DEFAULT_CONFIG, progress: bool = True, train: bool 
     walk = run_graph_walk(gw, run_dir / "graph")
     m = walk.metrics
     table = walk.course
-    completed = table is not None and not table.fell and all(g.reached for g in table.segments)
+    completed = table is not None and table.completed
     print("[4/4] video (MuJoCo offscreen), path plot and tracking plot")
     z, s = walk.log, walk.run_start
     in_walk = z["t"][(z["t"] >= s) & (z["t"] <= s + seconds)]

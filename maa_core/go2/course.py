@@ -71,6 +71,16 @@ class CourseResult:
     fell: bool = False
     seconds: float = 0.0             # simulated time walked
 
+    @property
+    def completed(self) -> bool:
+        """Every segment reached and no fall."""
+        return not self.fell and all(s.reached for s in self.segments)
+
+    def mean_rmse(self) -> list:
+        """Mean per-segment RMSE of vx, vy, yaw rate over the segments reached (NaN when none)."""
+        r = [s.rmse for s in self.segments if s.reached]
+        return [float(np.nanmean([x[j] for x in r])) if r else math.nan for j in range(3)]
+
     def worst(self) -> dict:
         """Largest per-segment RMSE of vx, vy, yaw rate over the segments reached."""
         r = np.array([s.rmse for s in self.segments if s.reached and not s.fell] or [(math.nan,) * 3])
